@@ -1,0 +1,45 @@
+/*
+ * Worker pools: jobs that may block (fsync, SQLite writes, password hashing)
+ * run on threads of their own, and their completion runs back on the event
+ * loop thread. The loop thread never waits for a job.
+ */
+#ifndef NET_WORKER_H
+#define NET_WORKER_H
+
+#include <stddef.h>
+
+struct event_base;
+struct worker_pool;
+
+/* Runs on a worker thread; must not touch loop-owned state. */
+typedef void (*worker_run_cb)(void *arg);
+/* Runs on the loop thread after the matching worker_run_cb has returned. */
+typedef void (*worker_done_cb)(void *arg);
+
+/*
+ * Starts nthreads threads named name. nice_incr > 0 lowers their scheduling
+ * priority (the password pool uses it so hashing never delays deliveries).
+ * max_queue bounds the jobs waiting for a thread (0: unbounded).
+ * evthread_use_pthreads() must have been called before base was made.
+ */
+struct worker_pool *worker_pool_new(struct event_base *base, const char *name,
+    unsigned nthreads, int nice_incr, size_t max_queue);
+
+/*
+ * Queues run(arg) on a worker, then done(arg) on the loop thread; done may be
+ * NULL. done never runs before this returns. Returns 0, or -1 when the queue
+ * is full (nothing was queued).
+ */
+int worker_pool_submit(struct worker_pool *pool, worker_run_cb run,
+    worker_done_cb done, void *arg);
+
+/* Jobs queued and running; for metrics and tests. */
+size_t worker_pool_pending(struct worker_pool *pool);
+
+/*
+ * Lets queued and running jobs finish and their done callbacks run, then
+ * stops the threads and frees the pool. Sets *pool to NULL.
+ */
+void worker_pool_free(struct worker_pool **pool);
+
+#endif

@@ -1,0 +1,131 @@
+/*
+ * The mail store: per user, a Maildir++ tree holding the message files and a
+ * SQLite index (WAL, synchronous=FULL) holding what IMAP needs exactly
+ * (UIDVALIDITY, UIDNEXT, MODSEQ, flags, keywords, cached envelope and body
+ * structure, tombstones, subscriptions, special-use, quota usage). All disk
+ * work runs on the I/O worker pool; results and change events come back on
+ * the loop thread. See DESIGN.md, "The path of one message".
+ */
+#ifndef STORE_STORE_H
+#define STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct event_base;
+struct worker_pool;
+struct store;
+
+/* IMAP system flags, as stored in the index and in Maildir file names. */
+#define STORE_FLAG_SEEN 0x01     /* S */
+#define STORE_FLAG_ANSWERED 0x02 /* R */
+#define STORE_FLAG_FLAGGED 0x04  /* F */
+#define STORE_FLAG_DELETED 0x08  /* T */
+#define STORE_FLAG_DRAFT 0x10    /* D */
+
+enum store_status {
+	STORE_OK = 0,
+	STORE_ERR_QUOTA,   /* the message would exceed the user's quota */
+	STORE_ERR_NOSPACE, /* the disk is full (ENOSPC, EDQUOT) */
+	STORE_ERR_IO,	   /* any other I/O or SQLite failure */
+};
+
+enum store_change_kind {
+	STORE_CHANGE_NEW,     /* a message was added */
+	STORE_CHANGE_FLAGS,   /* flags or keywords of a message changed */
+	STORE_CHANGE_EXPUNGE, /* a message was expunged */
+};
+
+/* One committed change; valid only during the callback. */
+struct store_change {
+	enum store_change_kind kind;
+	const char *user;
+	const char *mailbox; /* IMAP name, UTF-8, "/" separated */
+	int64_t mailbox_id;
+	uint32_t uidvalidity;
+	uint32_t uid;
+	uint64_t modseq;
+	unsigned flags; /* STORE_FLAG_* after the change */
+	uint64_t size;
+};
+
+/*
+ * Called on the loop thread for every committed change, after the file is in
+ * place and before the operation's own completion callback runs.
+ */
+typedef void (*store_change_cb)(const struct store_change *change, void *arg);
+
+/* One recipient of a delivery. */
+struct store_rcpt {
+	char *user;	    /* canonical user name: the store's directory key */
+	char *delivered_to; /* address for the Delivered-To header field */
+	uint64_t quota;	    /* bytes; 0 means no limit */
+	/* Set by the store before the done callback: */
+	enum store_status status;
+	uint32_t uid; /* UID in INBOX when status is STORE_OK */
+};
+
+struct store_delivery;
+typedef void (*store_delivery_cb)(struct store_delivery *d, void *arg);
+
+/*
+ * A message for one or more users' INBOX. The caller fills it, hands it to
+ * store_deliver() and gets it back in the done callback, where it reads each
+ * rcpt's status and then frees it with store_delivery_free().
+ */
+struct store_delivery {
+	char *return_path;  /* reverse-path without <>; "" for the null sender */
+	char *data;	    /* the message, CRLF line ends, not dot-stuffed */
+	size_t len;	    /* bytes in data */
+	time_t internaldate;
+	int all_or_none;    /* SMTP: stored for every rcpt or for none */
+	struct store_rcpt *rcpts;
+	size_t nrcpts;
+	store_delivery_cb done;
+	void *arg;
+};
+
+/*
+ * Opens the store rooted at dir (created when missing). io runs all disk
+ * work. Returns NULL with the reason in err.
+ */
+struct store *store_new(struct event_base *base, struct worker_pool *io,
+    const char *dir, char *err, size_t errlen);
+
+/* Waits for every pending operation to complete, then frees the store. */
+void store_free(struct store **store);
+
+void store_set_change_cb(struct store *store, store_change_cb cb, void *arg);
+
+/*
+ * Crash recovery for every user under dir, run synchronously at start-up
+ * before any listener opens: committed rows whose file is still in tmp/ are
+ * renamed into place, tmp/ files without a row are removed, and files in
+ * cur/ or new/ without a row get new UIDs. Returns 0, or -1 with err.
+ */
+int store_recover(struct store *store, char *err, size_t errlen);
+
+/*
+ * Delivers d. Each recipient's file (with Return-Path and Delivered-To
+ * prepended) is written to tmp/ and synced, the index row committed, the
+ * file renamed into new/ and the directory synced; then the change callback
+ * fires per message, then d->done. Concurrent deliveries share commits and
+ * directory syncs. With all_or_none, a failure for one recipient leaves none
+ * stored and every status reports it. The store owns d until d->done, which
+ * never runs before this returns.
+ */
+void store_deliver(struct store *store, struct store_delivery *d);
+
+/* Frees d, its strings and rcpts. */
+void store_delivery_free(struct store_delivery **d);
+
+/*
+ * Makes sure the user's Maildir and index exist, with INBOX and the
+ * special-use mailboxes Sent, Drafts, Trash, Junk and Archive. Synchronous;
+ * for `pushmaild user add`.
+ */
+int store_user_create(struct store *store, const char *user, char *err,
+    size_t errlen);
+
+#endif
