@@ -25,8 +25,8 @@ enum auth_result {
  * otherwise NULL; valid only during the callback. Never runs before
  * auth_verify() returns. A failure's callback is delayed by throttling.
  */
-typedef void (*auth_done_cb)(enum auth_result result, const char *user,
-    void *arg);
+typedef void (
+    *auth_done_cb)(enum auth_result result, const char *user, void *arg);
 
 /*
  * threads: hashing threads (low priority); max_queue: hashes waiting before
@@ -42,8 +42,7 @@ void auth_free(struct auth **auth);
  * goes away first; after the callback it is gone by itself.
  */
 struct auth_request *auth_verify(struct auth *auth, const char *authcid,
-    const char *password, const char *client_ip, auth_done_cb cb,
-    void *arg);
+    const char *password, const char *client_ip, auth_done_cb cb, void *arg);
 void auth_request_cancel(struct auth_request **req);
 
 /* Forgets cached credentials of user (NULL: of everyone). */

@@ -17,15 +17,15 @@ struct event_base;
 struct userdb;
 
 struct userdb_user {
-	char *name;	  /* canonical, as in the users file, lower case */
-	char *password;	  /* "{SCHEME}..." as in the file */
-	uint64_t quota;	  /* bytes, 0 for none */
+	char *name;     /* canonical, as in the users file, lower case */
+	char *password; /* "{SCHEME}..." as in the file */
+	uint64_t quota; /* bytes, 0 for none */
 };
 
 enum userdb_resolve {
-	USERDB_LOCAL,	    /* delivered to the users in *users */
+	USERDB_LOCAL,        /* delivered to the users in *users */
 	USERDB_NO_SUCH_USER, /* a local domain, but nobody there: 550 5.1.1 */
-	USERDB_NOT_LOCAL,   /* not one of our domains: 550 5.7.1 */
+	USERDB_NOT_LOCAL,    /* not one of our domains: 550 5.7.1 */
 };
 
 /* A user was added, removed or changed its password (NULL: all of them). */
@@ -38,8 +38,7 @@ typedef void (*userdb_change_cb)(const char *user, void *arg);
  * applies to users without quota=. Returns NULL with "file:line: why" in err.
  */
 struct userdb *userdb_open(const char *users_path, const char *aliases_path,
-    const char *postmaster, uint64_t default_quota, char *err,
-    size_t errlen);
+    const char *postmaster, uint64_t default_quota, char *err, size_t errlen);
 void userdb_free(struct userdb **db);
 
 /*

@@ -54,8 +54,10 @@ config_parse_header(struct config *cfg, char *s, int line, char *err,
 	name = config_trim(sp, sp + strlen(sp));
 	*sp = '\0';
 	if (*kind == '\0' || *name == '\0') {
-		snprintf(err, errlen, "%s:%d: a section needs a kind and a name, "
-		    "as in [listener smtp]", cfg->path, line);
+		snprintf(err, errlen,
+		    "%s:%d: a section needs a kind and a name, "
+		    "as in [listener smtp]",
+		    cfg->path, line);
 		return -1;
 	}
 	config_add_section(cfg, xstrdup(kind), xstrdup(name), line);
@@ -246,12 +248,14 @@ int
 config_size(const struct config *cfg, const struct config_entry *e,
     uint64_t *out, char *err, size_t errlen)
 {
-	static const uint64_t mult[] = { 1024, 1024 * 1024,
-		1024ULL * 1024 * 1024 };
+	static const uint64_t mult[] = {1024, 1024 * 1024,
+	    1024ULL * 1024 * 1024};
 
 	if (config_number(e->value, "kmg", mult, out) < 0)
-		return config_error(cfg, e, "expected a size such as 512K, "
-		    "50M or 2G", err, errlen);
+		return config_error(cfg, e,
+		    "expected a size such as 512K, "
+		    "50M or 2G",
+		    err, errlen);
 	return 0;
 }
 
@@ -259,11 +263,13 @@ int
 config_duration(const struct config *cfg, const struct config_entry *e,
     uint64_t *out, char *err, size_t errlen)
 {
-	static const uint64_t mult[] = { 1, 60, 3600, 86400 };
+	static const uint64_t mult[] = {1, 60, 3600, 86400};
 
 	if (config_number(e->value, "smhd", mult, out) < 0)
-		return config_error(cfg, e, "expected a duration such as 30s, "
-		    "5m, 4h or 5d", err, errlen);
+		return config_error(cfg, e,
+		    "expected a duration such as 30s, "
+		    "5m, 4h or 5d",
+		    err, errlen);
 	return 0;
 }
 
@@ -271,8 +277,8 @@ int
 config_bool(const struct config *cfg, const struct config_entry *e, int *out,
     char *err, size_t errlen)
 {
-	static const char *const yes[] = { "yes", "true", "on", "1" };
-	static const char *const no[] = { "no", "false", "off", "0" };
+	static const char *const yes[] = {"yes", "true", "on", "1"};
+	static const char *const no[] = {"no", "false", "off", "0"};
 
 	for (size_t i = 0; i < 4; i++) {
 		if (strcasecmp(e->value, yes[i]) == 0) {
@@ -291,12 +297,13 @@ int
 config_uint(const struct config *cfg, const struct config_entry *e,
     uint64_t min, uint64_t max, uint64_t *out, char *err, size_t errlen)
 {
-	static const uint64_t none[] = { 1 };
+	static const uint64_t none[] = {1};
 	char why[96];
 
 	if (config_number(e->value, "", none, out) < 0 || *out < min ||
 	    *out > max) {
-		snprintf(why, sizeof(why), "expected a number from %llu to %llu",
+		snprintf(why, sizeof(why),
+		    "expected a number from %llu to %llu",
 		    (unsigned long long)min, (unsigned long long)max);
 		return config_error(cfg, e, why, err, errlen);
 	}

@@ -12,8 +12,8 @@
 #include <time.h>
 
 struct mime_info {
-	char *envelope;	     /* "(date subject from sender ... message-id)" */
-	char *body;	     /* BODY: the non-extensible structure */
+	char *envelope;      /* "(date subject from sender ... message-id)" */
+	char *body;          /* BODY: the non-extensible structure */
 	char *bodystructure; /* BODYSTRUCTURE, with extension data */
 	/*
 	 * The part map: for each part, in depth-first order, its section
@@ -24,15 +24,15 @@ struct mime_info {
 	char *partmap;
 	/* Decoded (RFC 2047, to UTF-8) header values; NULL when absent. */
 	char *subject;
-	char *from;	/* the addr-specs, comma-separated, lower case */
+	char *from; /* the addr-specs, comma-separated, lower case */
 	char *to;
 	char *cc;
 	char *message_id;
 	char *in_reply_to;
 	char *references;
-	time_t date;	/* from the Date field, or -1 */
+	time_t date;        /* from the Date field, or -1 */
 	size_t header_size; /* bytes up to and including the empty line */
-	uint32_t lines;	/* lines in the whole message */
+	uint32_t lines;     /* lines in the whole message */
 };
 
 /*

@@ -17,8 +17,8 @@ struct evbuffer;
 struct conn;
 
 enum conn_end {
-	CONN_END_EOF,	   /* the peer closed */
-	CONN_END_ERROR,	   /* socket or TLS error */
+	CONN_END_EOF,      /* the peer closed */
+	CONN_END_ERROR,    /* socket or TLS error */
 	CONN_END_TIMEOUT,  /* no input within the read timeout */
 	CONN_END_SHUTDOWN, /* conn_shutdown() finished flushing */
 };

@@ -24,8 +24,7 @@ struct listener *listener_new_tcp(struct event_base *base, const char *addr,
 
 /* Listens on a UNIX socket at path (a stale socket file is replaced). */
 struct listener *listener_new_unix(struct event_base *base, const char *path,
-    unsigned mode, listener_accept_cb cb, void *arg, char *err,
-    size_t errlen);
+    unsigned mode, listener_accept_cb cb, void *arg, char *err, size_t errlen);
 
 /* The bound port (for TCP listeners on port 0), or 0. */
 int listener_port(const struct listener *l);

@@ -28,7 +28,7 @@ enum store_status {
 	STORE_OK = 0,
 	STORE_ERR_QUOTA,   /* the message would exceed the user's quota */
 	STORE_ERR_NOSPACE, /* the disk is full (ENOSPC, EDQUOT) */
-	STORE_ERR_IO,	   /* any other I/O or SQLite failure */
+	STORE_ERR_IO,      /* any other I/O or SQLite failure */
 };
 
 enum store_change_kind {
@@ -58,9 +58,9 @@ typedef void (*store_change_cb)(const struct store_change *change, void *arg);
 
 /* One recipient of a delivery. */
 struct store_rcpt {
-	char *user;	    /* canonical user name: the store's directory key */
+	char *user;         /* canonical user name: the store's directory key */
 	char *delivered_to; /* address for the Delivered-To header field */
-	uint64_t quota;	    /* bytes; 0 means no limit */
+	uint64_t quota;     /* bytes; 0 means no limit */
 	/* Set by the store before the done callback: */
 	enum store_status status;
 	uint32_t uid; /* UID in INBOX when status is STORE_OK */
@@ -75,11 +75,11 @@ typedef void (*store_delivery_cb)(struct store_delivery *d, void *arg);
  * rcpt's status and then frees it with store_delivery_free().
  */
 struct store_delivery {
-	char *return_path;  /* reverse-path without <>; "" for the null sender */
-	char *data;	    /* the message, CRLF line ends, not dot-stuffed */
-	size_t len;	    /* bytes in data */
+	char *return_path; /* reverse-path without <>; "" for the null sender */
+	char *data;        /* the message, CRLF line ends, not dot-stuffed */
+	size_t len;        /* bytes in data */
 	time_t internaldate;
-	int all_or_none;    /* SMTP: stored for every rcpt or for none */
+	int all_or_none; /* SMTP: stored for every rcpt or for none */
 	struct store_rcpt *rcpts;
 	size_t nrcpts;
 	store_delivery_cb done;

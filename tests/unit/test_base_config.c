@@ -15,9 +15,10 @@ static void
 test_sections(void)
 {
 	char err[256];
-	struct config *cfg = parse("# top\ndata_dir = /var/mail\n\n"
-				   "[listener smtp]\n  address = 127.0.0.1:25 \n",
-	    err, sizeof(err));
+	struct config *cfg =
+	    parse("# top\ndata_dir = /var/mail\n\n"
+	          "[listener smtp]\n  address = 127.0.0.1:25 \n",
+	        err, sizeof(err));
 	struct config_entry *e;
 
 	CHECK(cfg != NULL);
@@ -53,8 +54,9 @@ static void
 test_values(void)
 {
 	char err[256];
-	struct config *cfg = parse("s = 50M\nd = 4m\nb = yes\nn = 7\nbad = 5X\n",
-	    err, sizeof(err));
+	struct config *cfg =
+	    parse("s = 50M\nd = 4m\nb = yes\nn = 7\nbad = 5X\n", err,
+	        sizeof(err));
 	struct config_section *top = &cfg->sections[0];
 	uint64_t v;
 	int b;

@@ -1,0 +1,97 @@
+/* Unit tests for the worker pool: jobs run off the loop, completions on it. */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "check.h"
+#include "net/worker.h"
+
+struct job {
+	pthread_t loop_thread;
+	int ran_off_loop;
+	int done_on_loop;
+	int *completed;
+	struct event_base *base;
+	int total;
+};
+
+static void
+job_run(void *arg)
+{
+	struct job *j = arg;
+
+	j->ran_off_loop = !pthread_equal(pthread_self(), j->loop_thread);
+}
+
+static void
+job_done(void *arg)
+{
+	struct job *j = arg;
+
+	j->done_on_loop = pthread_equal(pthread_self(), j->loop_thread);
+	if (++*j->completed == j->total)
+		event_base_loopbreak(j->base);
+}
+
+static void
+test_jobs_complete_on_loop(void)
+{
+	struct event_base *base = event_base_new();
+	struct worker_pool *pool = worker_pool_new(base, "t", 3, 0, 0);
+	struct job jobs[50];
+	int completed = 0;
+
+	for (int i = 0; i < 50; i++) {
+		jobs[i] = (struct job){.loop_thread = pthread_self(),
+		    .completed = &completed,
+		    .base = base,
+		    .total = 50};
+		CHECK_INT(worker_pool_submit(pool, job_run, job_done, &jobs[i]),
+		    0);
+	}
+	/* No completion may run before the loop does. */
+	CHECK_INT(completed, 0);
+	event_base_dispatch(base);
+	CHECK_INT(completed, 50);
+	for (int i = 0; i < 50; i++)
+		CHECK(jobs[i].ran_off_loop && jobs[i].done_on_loop);
+	worker_pool_free(&pool);
+	CHECK(pool == NULL);
+	event_base_free(base);
+}
+
+static void
+block_run(void *arg)
+{
+	pthread_mutex_t *m = arg;
+
+	pthread_mutex_lock(m);
+	pthread_mutex_unlock(m);
+}
+
+static void
+test_queue_bound(void)
+{
+	struct event_base *base = event_base_new();
+	struct worker_pool *pool = worker_pool_new(base, "t", 1, 0, 2);
+	pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+	int refused = 0;
+
+	pthread_mutex_lock(&m);
+	/* One job may be taken by the thread; at most two more wait. */
+	for (int i = 0; i < 5; i++)
+		refused += worker_pool_submit(pool, block_run, NULL, &m) < 0;
+	CHECK(refused >= 2 && refused <= 3);
+	pthread_mutex_unlock(&m);
+	worker_pool_free(&pool);
+	event_base_free(base);
+}
+
+int
+main(void)
+{
+	CHECK_RUN(test_jobs_complete_on_loop);
+	CHECK_RUN(test_queue_bound);
+	return check_summary();
+}
