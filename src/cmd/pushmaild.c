@@ -1,1 +1,100 @@
-int main(void){return 0;}
+/*
+ * pushmaild: the server's main() and its subcommand dispatch (serve, user,
+ * deliver, check-config).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "cmd/cmd.h"
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: pushmaild [-c config] [-d data_dir] [command]\n"
+	    "commands:\n"
+	    "  serve                      run the server (the default)\n"
+	    "  check-config               report errors in the config file\n"
+	    "  user add|passwd NAME       set a password (stdin or prompt)\n"
+	    "  user del NAME              remove a user (mail is kept)\n"
+	    "  user list                  list users\n"
+	    "  deliver [-f SENDER] RCPT...  deliver a message from stdin\n");
+}
+
+int
+cmd_lock_data_dir(const struct settings *s, int wait, char *err, size_t errlen)
+{
+	char path[4096];
+	int fd;
+
+	if (mkdir(s->data_dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: %s", s->data_dir, strerror(errno));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/pushmaild.lock", s->data_dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
+		snprintf(err, errlen, "%s: %s", path,
+		    errno == EWOULDBLOCK ? "another pushmaild owns this data "
+		                           "directory" :
+		                           strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *config = NULL, *data_dir = NULL, *command = "serve";
+	struct settings s;
+	char err[1024];
+	int opt, r;
+
+	while ((opt = getopt(argc, argv, "+c:d:h")) != -1) {
+		switch (opt) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'd':
+			data_dir = optarg;
+			break;
+		default:
+			usage();
+			return opt == 'h' ? 0 : 64;
+		}
+	}
+	if (optind < argc)
+		command = argv[optind++];
+	if (settings_load(&s, config, data_dir, err, sizeof(err)) < 0) {
+		fprintf(stderr, "pushmaild: %s\n", err);
+		return 78;
+	}
+	log_init(s.log_level, 2);
+	if (strcmp(command, "serve") == 0)
+		r = cmd_serve(&s);
+	else if (strcmp(command, "check-config") == 0)
+		r = (printf("%s: ok\n", config ? config : "(defaults)"), 0);
+	else if (strcmp(command, "user") == 0)
+		r = cmd_user(&s, argc - optind, argv + optind);
+	else if (strcmp(command, "deliver") == 0)
+		r = cmd_deliver(&s, argc - optind + 1, argv + optind - 1);
+	else {
+		usage();
+		r = 64;
+	}
+	settings_deinit(&s);
+	return r;
+}

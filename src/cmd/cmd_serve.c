@@ -1,0 +1,335 @@
+/*
+ * `pushmaild serve`: opens the store, users and listeners named by the
+ * settings and runs the event loop until SIGTERM or SIGINT.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "auth/auth.h"
+#include "auth/userdb.h"
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "cmd/cmd.h"
+#include "net/listener.h"
+#include "net/tls.h"
+#include "net/worker.h"
+#include "smtp/smtp_server.h"
+#include "store/store.h"
+
+#define SERVE_BACKLOG 4096
+
+struct serve {
+	struct settings *s;
+	struct event_base *base;
+	struct worker_pool *io;
+	struct store *store;
+	struct userdb *userdb;
+	struct auth *auth;
+	SSL_CTX *tls;
+	struct smtp_server **servers;
+	struct listener **listeners;
+	size_t nlisteners;
+	struct event *sigs[3];
+};
+
+static void
+serve_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	getrlimit(RLIMIT_NOFILE, &rl);
+	log_info("event=limits open_files=%llu",
+	    (unsigned long long)rl.rlim_cur);
+}
+
+static int
+serve_needs_tls(const struct settings *s)
+{
+	for (size_t i = 0; i < s->nlisteners; i++) {
+		if (s->listeners[i].tls != SETTINGS_TLS_NONE)
+			return 1;
+	}
+	return 0;
+}
+
+static int
+serve_tls(struct serve *sv)
+{
+	struct settings *s = sv->s;
+	char err[512], *dir;
+	int r;
+
+	if (!serve_needs_tls(s))
+		return 0;
+	dir = xasprintf("%s/tls", s->data_dir);
+	mkdir(dir, 0700);
+	free(dir);
+	r = tls_selfsigned_ensure(s->tls_cert, s->tls_key, s->hostname, err,
+	    sizeof(err));
+	if (r < 0) {
+		log_error("event=tls error=\"%s\"", err);
+		return -1;
+	}
+	if (r == 1)
+		log_info("event=tls made=self-signed cert=%s host=%s",
+		    s->tls_cert, s->hostname);
+	sv->tls = tls_server_ctx_new(s->tls_cert, s->tls_key, err, sizeof(err));
+	if (sv->tls == NULL) {
+		log_error("event=tls error=\"%s\"", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+serve_on_user_change(const char *user, void *arg)
+{
+	struct serve *sv = arg;
+
+	if (sv->auth != NULL)
+		auth_forget(sv->auth, user);
+	log_info("event=users changed=%s", user ? user : "*");
+}
+
+static void
+serve_on_change(const struct store_change *c, void *arg)
+{
+	if (log_enabled(LOG_LEVEL_DEBUG))
+		log_debug("event=change kind=%d user=%s mailbox=%s uid=%u "
+		          "modseq=%llu",
+		    (int)c->kind, c->user, c->mailbox, c->uid,
+		    (unsigned long long)c->modseq);
+}
+
+static int
+serve_users(struct serve *sv)
+{
+	struct settings *s = sv->s;
+	char err[512];
+	int fd;
+
+	/* A missing users file is an empty one; make it so the watch works. */
+	fd = open(s->users_file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	sv->userdb = userdb_open(s->users_file, s->aliases_file, s->postmaster,
+	    s->default_quota, err, sizeof(err));
+	if (sv->userdb == NULL) {
+		log_error("event=users error=\"%s\"", err);
+		return -1;
+	}
+	if (userdb_watch(sv->userdb, sv->base, serve_on_user_change, sv) < 0)
+		log_warn("event=users error=\"cannot watch %s for changes\"",
+		    s->users_file);
+	sv->auth = auth_new(sv->base, sv->userdb, (unsigned)s->auth_threads,
+	    s->auth_queue);
+	return 0;
+}
+
+static int
+serve_store(struct serve *sv)
+{
+	char err[512], *dir;
+
+	sv->io =
+	    worker_pool_new(sv->base, "io", (unsigned)sv->s->io_threads, 0, 0);
+	dir = xasprintf("%s/mail", sv->s->data_dir);
+	sv->store = store_new(sv->base, sv->io, dir, err, sizeof(err));
+	free(dir);
+	if (sv->store == NULL || store_recover(sv->store, err, sizeof(err))) {
+		log_error("event=store error=\"%s\"", err);
+		return -1;
+	}
+	store_set_change_cb(sv->store, serve_on_change, sv);
+	return 0;
+}
+
+static void
+serve_smtp_settings(struct serve *sv, const struct settings_listener *l,
+    struct smtp_settings *ss)
+{
+	const struct settings *s = sv->s;
+
+	memset(ss, 0, sizeof(*ss));
+	ss->mode = l->mode;
+	ss->name = l->name;
+	ss->hostname = s->hostname;
+	ss->tls = l->tls == SETTINGS_TLS_STARTTLS ? sv->tls : NULL;
+	ss->implicit_tls = l->tls == SETTINGS_TLS_IMPLICIT;
+	ss->auth_plaintext = s->auth_allow_plaintext;
+	ss->max_message_size = s->max_message_size;
+	ss->max_recipients = (unsigned)s->max_recipients;
+	ss->max_bad_commands = (unsigned)s->max_bad_commands;
+	ss->timeout = (unsigned)s->smtp_timeout;
+	ss->data_timeout = (unsigned)s->smtp_data_timeout;
+	ss->bare_lf_normalize = s->bare_lf_normalize;
+}
+
+static int
+serve_listen_one(struct serve *sv, const struct settings_listener *l)
+{
+	struct smtp_env env = {sv->store, sv->userdb, sv->auth};
+	struct smtp_settings ss;
+	struct smtp_server *srv;
+	struct listener *lis;
+	char err[512];
+	size_t i = sv->nlisteners;
+
+	serve_smtp_settings(sv, l, &ss);
+	if (l->mode == SMTP_MODE_LMTP)
+		env.auth = NULL;
+	srv = smtp_server_new(sv->base, &ss, &env);
+	if (l->is_unix)
+		lis = listener_new_unix(sv->base, l->address, 0660,
+		    smtp_server_accept, srv, err, sizeof(err));
+	else
+		lis = listener_new_tcp(sv->base, l->address, SERVE_BACKLOG,
+		    smtp_server_accept, srv, err, sizeof(err));
+	if (lis == NULL) {
+		log_error("event=listen name=%s error=\"%s\"", l->name, err);
+		smtp_server_free(&srv);
+		return -1;
+	}
+	sv->servers[i] = srv;
+	sv->listeners[i] = lis;
+	sv->nlisteners++;
+	if (l->is_unix)
+		log_info("event=listen name=%s proto=%s addr=unix:%s", l->name,
+		    l->protocol, l->address);
+	else
+		log_info("event=listen name=%s proto=%s addr=%s port=%d tls=%s",
+		    l->name, l->protocol, l->address, listener_port(lis),
+		    l->tls == SETTINGS_TLS_IMPLICIT     ? "implicit" :
+		        l->tls == SETTINGS_TLS_STARTTLS ? "starttls" :
+		                                          "none");
+	return 0;
+}
+
+static int
+serve_listen(struct serve *sv)
+{
+	struct settings *s = sv->s;
+	struct settings_listener lmtp = {.name = "lmtp-local",
+	    .protocol = "lmtp",
+	    .mode = SMTP_MODE_LMTP,
+	    .address = s->lmtp_socket,
+	    .is_unix = 1};
+	size_t n = s->nlisteners + 1;
+
+	sv->servers = xcalloc(n, sizeof(*sv->servers));
+	sv->listeners = xcalloc(n, sizeof(*sv->listeners));
+	for (size_t i = 0; i < s->nlisteners; i++) {
+		if (serve_listen_one(sv, &s->listeners[i]) < 0)
+			return -1;
+	}
+	if (s->lmtp_socket[0] != '\0' && serve_listen_one(sv, &lmtp) < 0)
+		return -1;
+	return 0;
+}
+
+static void
+serve_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct serve *sv = arg;
+
+	if (sig == SIGHUP) {
+		log_info("event=reload what=users");
+		userdb_reload(sv->userdb);
+		return;
+	}
+	log_info("event=stop signal=%d", (int)sig);
+	event_base_loopexit(sv->base, NULL);
+}
+
+static void
+serve_signals(struct serve *sv)
+{
+	const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+
+	signal(SIGPIPE, SIG_IGN);
+	for (size_t i = 0; i < 3; i++) {
+		sv->sigs[i] =
+		    evsignal_new(sv->base, sigs[i], serve_on_signal, sv);
+		event_add(sv->sigs[i], NULL);
+	}
+}
+
+static void
+serve_cleanup(struct serve *sv)
+{
+	for (size_t i = 0; i < sv->nlisteners; i++) {
+		listener_free(&sv->listeners[i]);
+		smtp_server_free(&sv->servers[i]);
+	}
+	free(sv->listeners);
+	free(sv->servers);
+	for (size_t i = 0; i < 3; i++) {
+		if (sv->sigs[i] != NULL)
+			event_free(sv->sigs[i]);
+	}
+	/* The store waits for deliveries in flight before it goes. */
+	store_free(&sv->store);
+	auth_free(&sv->auth);
+	userdb_free(&sv->userdb);
+	worker_pool_free(&sv->io);
+	if (sv->tls != NULL)
+		SSL_CTX_free(sv->tls);
+	event_base_free(sv->base);
+}
+
+static void
+serve_hint(struct serve *sv)
+{
+	size_t n = userdb_count(sv->userdb);
+
+	if (n > 0) {
+		log_info("event=ready users=%zu", n);
+		return;
+	}
+	log_info("event=ready users=0 hint=\"add a user: pushmaild%s%s "
+	         "user add alice@example.org\"",
+	    sv->s->config_path ? " -c " : "",
+	    sv->s->config_path ? sv->s->config_path : "");
+}
+
+int
+cmd_serve(struct settings *s)
+{
+	struct serve sv = {.s = s};
+	char err[512];
+	int lock, r = 1;
+
+	lock = cmd_lock_data_dir(s, 0, err, sizeof(err));
+	if (lock < 0) {
+		log_error("event=start error=\"%s\"", err);
+		return 1;
+	}
+	serve_raise_nofile();
+	evthread_use_pthreads();
+	sv.base = event_base_new();
+	serve_signals(&sv);
+	if (serve_tls(&sv) == 0 && serve_store(&sv) == 0 &&
+	    serve_users(&sv) == 0 && serve_listen(&sv) == 0) {
+		serve_hint(&sv);
+		event_base_dispatch(sv.base);
+		r = 0;
+	}
+	serve_cleanup(&sv);
+	close(lock);
+	log_info("event=exit status=%d", r);
+	return r;
+}

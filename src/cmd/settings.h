@@ -1,0 +1,64 @@
+/*
+ * pushmaild's settings: the configuration file (doc/config.md) turned into
+ * values with defaults, so that no config at all runs on loopback ports
+ * with data under ./pushmail-data.
+ */
+#ifndef CMD_SETTINGS_H
+#define CMD_SETTINGS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/log.h"
+#include "smtp/smtp_server.h"
+
+enum settings_tls {
+	SETTINGS_TLS_NONE,
+	SETTINGS_TLS_STARTTLS,
+	SETTINGS_TLS_IMPLICIT,
+};
+
+struct settings_listener {
+	char *name;
+	char *protocol; /* "smtp", "submission" or "lmtp" */
+	enum smtp_mode mode;
+	char *address; /* "host:port", or a path for "unix:/path" */
+	int is_unix;
+	enum settings_tls tls;
+};
+
+struct settings {
+	char *config_path; /* NULL when running on defaults */
+	char *data_dir;
+	char *hostname;
+	enum log_level log_level;
+	char *tls_cert;
+	char *tls_key;
+	char *users_file;
+	char *aliases_file;
+	char *postmaster;
+	char *lmtp_socket; /* "" disables it */
+	uint64_t default_quota;
+	uint64_t max_message_size;
+	uint64_t max_recipients;
+	uint64_t max_bad_commands;
+	uint64_t smtp_timeout;
+	uint64_t smtp_data_timeout;
+	int bare_lf_normalize;
+	int auth_allow_plaintext;
+	uint64_t io_threads;
+	uint64_t auth_threads;
+	uint64_t auth_queue;
+	struct settings_listener *listeners;
+	size_t nlisteners;
+};
+
+/*
+ * Loads path (NULL: defaults only); data_dir, when not NULL, overrides the
+ * file's. Returns 0, or -1 with "file:line: why" in err.
+ */
+int settings_load(struct settings *s, const char *path, const char *data_dir,
+    char *err, size_t errlen);
+void settings_deinit(struct settings *s);
+
+#endif

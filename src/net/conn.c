@@ -1,0 +1,486 @@
+/*
+ * Client connections over libevent bufferevents: plaintext, implicit TLS or
+ * STARTTLS (RFC 3207 section 4.2: pipelined plaintext is discarded), with
+ * TCP keepalive, a read timeout, bounded lines and output back-pressure.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "net/conn.h"
+
+#define CONN_DEFAULT_OUTPUT_LIMIT (256 * 1024)
+
+struct conn {
+	struct event_base *base;
+	struct bufferevent *bev;
+	int fd;
+	unsigned timeout;
+	size_t output_limit;
+	size_t bytes_in;
+	size_t bytes_out;
+	conn_read_cb read_cb;
+	conn_drain_cb drain_cb;
+	conn_end_cb end_cb;
+	void *arg;
+	SSL_CTX *starttls_ctx; /* handshake to start once output drained */
+	unsigned tls : 1;
+	unsigned paused : 1;    /* by the owner */
+	unsigned throttled : 1; /* by the output limit */
+	unsigned shutting_down : 1;
+	unsigned discarding : 1; /* inside an over-long line */
+	unsigned ended : 1;
+	int local_port;
+	char peer_ip[INET6_ADDRSTRLEN];
+};
+
+static void conn_on_read(struct bufferevent *bev, void *arg);
+static void conn_on_write(struct bufferevent *bev, void *arg);
+static void conn_on_event(struct bufferevent *bev, short what, void *arg);
+
+static void
+conn_count_in(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct conn *conn = arg;
+
+	conn->bytes_in += info->n_added;
+}
+
+static void
+conn_count_out(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct conn *conn = arg;
+
+	conn->bytes_out += info->n_deleted;
+}
+
+static void
+conn_set_sockopts(int fd)
+{
+	int one = 1, idle = 120, intvl = 30, cnt = 4;
+
+	/* Replies are small and latency matters more than packet count. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
+static void
+conn_describe_peer(struct conn *conn, const struct sockaddr *peer)
+{
+	struct sockaddr_storage local;
+	socklen_t len = sizeof(local);
+
+	if (peer->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)peer;
+
+		inet_ntop(AF_INET, &sin->sin_addr, conn->peer_ip,
+		    sizeof(conn->peer_ip));
+	} else if (peer->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)peer;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, conn->peer_ip,
+		    sizeof(conn->peer_ip));
+	} else {
+		strcpy(conn->peer_ip, "local");
+	}
+	if (getsockname(conn->fd, (struct sockaddr *)&local, &len) == 0) {
+		if (local.ss_family == AF_INET)
+			conn->local_port =
+			    ntohs(((struct sockaddr_in *)&local)->sin_port);
+		else if (local.ss_family == AF_INET6)
+			conn->local_port =
+			    ntohs(((struct sockaddr_in6 *)&local)->sin6_port);
+	}
+}
+
+static struct bufferevent *
+conn_make_bev(struct conn *conn, SSL_CTX *tls)
+{
+	struct bufferevent *bev;
+
+	if (tls != NULL) {
+		SSL *ssl = SSL_new(tls);
+
+		if (ssl == NULL)
+			return NULL;
+		bev = bufferevent_openssl_socket_new(conn->base, conn->fd, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, 0);
+		if (bev != NULL)
+			bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+		else
+			SSL_free(ssl);
+	} else {
+		bev = bufferevent_socket_new(conn->base, conn->fd, 0);
+	}
+	if (bev == NULL)
+		return NULL;
+	evbuffer_add_cb(bufferevent_get_input(bev), conn_count_in, conn);
+	evbuffer_add_cb(bufferevent_get_output(bev), conn_count_out, conn);
+	bufferevent_setcb(bev, conn_on_read, conn_on_write, conn_on_event,
+	    conn);
+	return bev;
+}
+
+struct conn *
+conn_new(struct event_base *base, int fd, SSL_CTX *tls,
+    const struct sockaddr *peer, socklen_t peerlen)
+{
+	struct conn *conn = xcalloc(1, sizeof(*conn));
+
+	conn->base = base;
+	conn->fd = fd;
+	conn->output_limit = CONN_DEFAULT_OUTPUT_LIMIT;
+	conn->tls = tls != NULL;
+	if (peer->sa_family != AF_UNIX)
+		conn_set_sockopts(fd);
+	conn_describe_peer(conn, peer);
+	conn->bev = conn_make_bev(conn, tls);
+	if (conn->bev == NULL) {
+		close(fd);
+		free(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+void
+conn_set_cbs(struct conn *conn, conn_read_cb read, conn_drain_cb drain,
+    conn_end_cb end, void *arg)
+{
+	conn->read_cb = read;
+	conn->drain_cb = drain;
+	conn->end_cb = end;
+	conn->arg = arg;
+	bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
+}
+
+static void
+conn_apply_timeout(struct conn *conn)
+{
+	struct timeval tv = {.tv_sec = conn->timeout};
+
+	/* The write timeout catches a peer that stopped reading. */
+	bufferevent_set_timeouts(conn->bev, conn->timeout ? &tv : NULL,
+	    conn->timeout ? &tv : NULL);
+}
+
+void
+conn_set_timeout(struct conn *conn, unsigned seconds)
+{
+	conn->timeout = seconds;
+	conn_apply_timeout(conn);
+}
+
+void
+conn_set_output_limit(struct conn *conn, size_t limit)
+{
+	conn->output_limit = limit;
+}
+
+const char *
+conn_peer_ip(const struct conn *conn)
+{
+	return conn->peer_ip;
+}
+
+int
+conn_local_port(const struct conn *conn)
+{
+	return conn->local_port;
+}
+
+int
+conn_is_tls(const struct conn *conn)
+{
+	return conn->tls;
+}
+
+const char *
+conn_tls_version(const struct conn *conn)
+{
+	SSL *ssl = conn->tls ? bufferevent_openssl_get_ssl(conn->bev) : NULL;
+
+	return ssl ? SSL_get_version(ssl) : NULL;
+}
+
+const char *
+conn_tls_cipher(const struct conn *conn)
+{
+	SSL *ssl = conn->tls ? bufferevent_openssl_get_ssl(conn->bev) : NULL;
+
+	return ssl ? SSL_get_cipher_name(ssl) : NULL;
+}
+
+struct evbuffer *
+conn_input(struct conn *conn)
+{
+	return bufferevent_get_input(conn->bev);
+}
+
+struct evbuffer *
+conn_output(struct conn *conn)
+{
+	return bufferevent_get_output(conn->bev);
+}
+
+static void
+conn_update_reading(struct conn *conn)
+{
+	if (conn->paused || conn->throttled || conn->shutting_down ||
+	    conn->starttls_ctx != NULL)
+		bufferevent_disable(conn->bev, EV_READ);
+	else
+		bufferevent_enable(conn->bev, EV_READ);
+}
+
+/* Drops input through the next LF; returns 1 when the LF was found. */
+static int
+conn_discard_line(struct evbuffer *in)
+{
+	size_t eol_len;
+	struct evbuffer_ptr p =
+	    evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+
+	if (p.pos < 0) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return 0;
+	}
+	evbuffer_drain(in, (size_t)p.pos + eol_len);
+	return 1;
+}
+
+int
+conn_readline(struct conn *conn, size_t max, char **line, size_t *len)
+{
+	struct evbuffer *in = conn_input(conn);
+	struct evbuffer_ptr p;
+	size_t eol_len, n;
+	char *s;
+
+	if (conn->discarding) {
+		if (!conn_discard_line(in))
+			return 0;
+		conn->discarding = 0;
+	}
+	p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+	if (p.pos < 0) {
+		if (evbuffer_get_length(in) <= max + 1)
+			return 0;
+		conn->discarding = 1;
+		conn_discard_line(in);
+		return -1;
+	}
+	n = (size_t)p.pos;
+	s = xmalloc(n + 1);
+	evbuffer_remove(in, s, n);
+	evbuffer_drain(in, eol_len);
+	if (n > 0 && s[n - 1] == '\r')
+		n--;
+	s[n] = '\0';
+	if (n > max) {
+		free(s);
+		return -1;
+	}
+	*line = s;
+	*len = n;
+	return 1;
+}
+
+static void
+conn_check_output(struct conn *conn)
+{
+	if (!conn->throttled &&
+	    evbuffer_get_length(conn_output(conn)) > conn->output_limit) {
+		conn->throttled = 1;
+		bufferevent_setwatermark(conn->bev, EV_WRITE,
+		    conn->output_limit / 2, 0);
+		conn_update_reading(conn);
+	}
+}
+
+void
+conn_write(struct conn *conn, const void *data, size_t len)
+{
+	bufferevent_write(conn->bev, data, len);
+	conn_check_output(conn);
+}
+
+void
+conn_printf(struct conn *conn, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(conn_output(conn), fmt, ap);
+	va_end(ap);
+	conn_check_output(conn);
+}
+
+void
+conn_pause(struct conn *conn)
+{
+	conn->paused = 1;
+	conn_update_reading(conn);
+}
+
+void
+conn_resume(struct conn *conn)
+{
+	conn->paused = 0;
+	conn_update_reading(conn);
+	if (evbuffer_get_length(conn_input(conn)) > 0 && !conn->throttled)
+		bufferevent_trigger(conn->bev, EV_READ,
+		    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/* Replaces the plaintext bufferevent by a TLS one on the same socket. */
+static void
+conn_switch_to_tls(struct conn *conn)
+{
+	SSL_CTX *ctx = conn->starttls_ctx;
+
+	conn->starttls_ctx = NULL;
+	bufferevent_free(conn->bev);
+	conn->tls = 1;
+	conn->bev = conn_make_bev(conn, ctx);
+	if (conn->bev == NULL) {
+		conn->ended = 1;
+		conn->end_cb(conn, CONN_END_ERROR, conn->arg);
+		return;
+	}
+	conn_apply_timeout(conn);
+	bufferevent_enable(conn->bev, EV_WRITE);
+	conn_update_reading(conn);
+}
+
+int
+conn_starttls(struct conn *conn, SSL_CTX *tls)
+{
+	struct evbuffer *in = conn_input(conn);
+
+	if (conn->tls || conn->starttls_ctx != NULL)
+		return -1;
+	evbuffer_drain(in, evbuffer_get_length(in));
+	conn->discarding = 0;
+	conn->starttls_ctx = tls;
+	conn_update_reading(conn);
+	/* The switch waits until the reply to STARTTLS has been written. */
+	if (evbuffer_get_length(conn_output(conn)) == 0)
+		conn_switch_to_tls(conn);
+	else
+		bufferevent_setwatermark(conn->bev, EV_WRITE, 0, 0);
+	return 0;
+}
+
+void
+conn_shutdown(struct conn *conn)
+{
+	conn->shutting_down = 1;
+	conn_update_reading(conn);
+	bufferevent_setwatermark(conn->bev, EV_WRITE, 0, 0);
+	if (evbuffer_get_length(conn_output(conn)) == 0 && !conn->ended) {
+		conn->ended = 1;
+		conn->end_cb(conn, CONN_END_SHUTDOWN, conn->arg);
+	}
+}
+
+void
+conn_free(struct conn **connp)
+{
+	struct conn *conn = *connp;
+
+	if (conn == NULL)
+		return;
+	if (conn->bev != NULL)
+		bufferevent_free(conn->bev);
+	close(conn->fd);
+	free(conn);
+	*connp = NULL;
+}
+
+size_t
+conn_bytes_in(const struct conn *conn)
+{
+	return conn->bytes_in;
+}
+
+size_t
+conn_bytes_out(const struct conn *conn)
+{
+	return conn->bytes_out;
+}
+
+static void
+conn_on_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *conn = arg;
+
+	if (conn->ended || conn->paused || conn->shutting_down ||
+	    conn->starttls_ctx != NULL)
+		return;
+	conn->read_cb(conn, conn->arg);
+}
+
+static void
+conn_on_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *conn = arg;
+	size_t pending = evbuffer_get_length(conn_output(conn));
+
+	if (conn->ended)
+		return;
+	if (conn->starttls_ctx != NULL && pending == 0) {
+		conn_switch_to_tls(conn);
+		return;
+	}
+	if (conn->shutting_down) {
+		if (pending == 0) {
+			conn->ended = 1;
+			conn->end_cb(conn, CONN_END_SHUTDOWN, conn->arg);
+		}
+		return;
+	}
+	if (conn->throttled && pending <= conn->output_limit / 2) {
+		conn->throttled = 0;
+		bufferevent_setwatermark(conn->bev, EV_WRITE, 0, 0);
+		conn_update_reading(conn);
+		if (conn->drain_cb != NULL)
+			conn->drain_cb(conn, conn->arg);
+	}
+}
+
+static void
+conn_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *conn = arg;
+	enum conn_end why = CONN_END_ERROR;
+
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	if (conn->ended)
+		return;
+	if (what & BEV_EVENT_TIMEOUT)
+		why = CONN_END_TIMEOUT;
+	else if (what & BEV_EVENT_EOF)
+		why = CONN_END_EOF;
+	conn->ended = 1;
+	conn->end_cb(conn, why, conn->arg);
+}

@@ -1,0 +1,147 @@
+/* Listening sockets on TCP addresses or UNIX paths, via evconnlistener. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "net/listener.h"
+
+struct listener {
+	struct evconnlistener *evl;
+	listener_accept_cb cb;
+	void *arg;
+	char *unix_path;
+	int port;
+};
+
+static void
+listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct listener *l = arg;
+
+	l->cb(fd, sa, (socklen_t)salen, l->arg);
+}
+
+static void
+listener_on_error(struct evconnlistener *evl, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+
+	/* Running out of descriptors must not spin the loop; retry soon. */
+	log_warn("event=accept error=\"%s\"",
+	    evutil_socket_error_to_string(err));
+}
+
+static struct listener *
+listener_start(struct event_base *base, const struct sockaddr *sa,
+    socklen_t len, int backlog, listener_accept_cb cb, void *arg, char *err,
+    size_t errlen)
+{
+	struct listener *l = xcalloc(1, sizeof(*l));
+	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
+
+	if (sa->sa_family != AF_UNIX)
+		flags |= LEV_OPT_REUSEABLE;
+	l->cb = cb;
+	l->arg = arg;
+	l->evl = evconnlistener_new_bind(base, listener_on_accept, l, flags,
+	    backlog, sa, (int)len);
+	if (l->evl == NULL) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		free(l);
+		return NULL;
+	}
+	evconnlistener_set_error_cb(l->evl, listener_on_error);
+	return l;
+}
+
+struct listener *
+listener_new_tcp(struct event_base *base, const char *addr, int backlog,
+    listener_accept_cb cb, void *arg, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	struct listener *l;
+	char e[256];
+
+	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &len) <
+	    0) {
+		snprintf(err, errlen, "%s: expected address:port", addr);
+		return NULL;
+	}
+	l = listener_start(base, (struct sockaddr *)&ss, (socklen_t)len,
+	    backlog, cb, arg, e, sizeof(e));
+	if (l == NULL) {
+		snprintf(err, errlen, "%s: %s", addr, e);
+		return NULL;
+	}
+	len = sizeof(ss);
+	getsockname(evconnlistener_get_fd(l->evl), (struct sockaddr *)&ss,
+	    (socklen_t *)&len);
+	l->port = ntohs(ss.ss_family == AF_INET6 ?
+	        ((struct sockaddr_in6 *)&ss)->sin6_port :
+	        ((struct sockaddr_in *)&ss)->sin_port);
+	return l;
+}
+
+struct listener *
+listener_new_unix(struct event_base *base, const char *path, unsigned mode,
+    listener_accept_cb cb, void *arg, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct listener *l;
+	char e[256];
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "%s: path too long for a socket", path);
+		return NULL;
+	}
+	strcpy(sun.sun_path, path);
+	/* A socket left by a previous run; the data-dir lock says it is ours. */
+	if (unlink(path) < 0 && errno != ENOENT) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	l = listener_start(base, (struct sockaddr *)&sun, sizeof(sun), 128, cb,
+	    arg, e, sizeof(e));
+	if (l == NULL) {
+		snprintf(err, errlen, "%s: %s", path, e);
+		return NULL;
+	}
+	chmod(path, mode);
+	l->unix_path = xstrdup(path);
+	return l;
+}
+
+int
+listener_port(const struct listener *l)
+{
+	return l->port;
+}
+
+void
+listener_free(struct listener **lp)
+{
+	struct listener *l = *lp;
+
+	if (l == NULL)
+		return;
+	evconnlistener_free(l->evl);
+	if (l->unix_path != NULL) {
+		unlink(l->unix_path);
+		free(l->unix_path);
+	}
+	free(l);
+	*lp = NULL;
+}
