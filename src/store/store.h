@@ -128,4 +128,37 @@ void store_delivery_free(struct store_delivery **d);
 int store_user_create(struct store *store, const char *user, char *err,
     size_t errlen);
 
+/* A mailbox's counters, as store_mailbox_status() reads them. */
+struct store_mailbox_status {
+	int64_t id;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	uint32_t messages;
+	uint32_t unseen;
+	uint64_t bytes;
+};
+
+/*
+ * Reads a mailbox's counters from the user's index on a connection of its
+ * own, synchronously: for tools, tests and the crash test, not for the loop
+ * thread of a running server. Returns 0, or -1 when the user or mailbox
+ * does not exist or the index cannot be read.
+ */
+int store_mailbox_status(struct store *store, const char *user,
+    const char *mailbox, struct store_mailbox_status *out);
+
+/*
+ * Index transactions committed by deliveries since store_new(); deliveries
+ * that were pending together for one user share one. For tests and metrics.
+ */
+uint64_t store_commit_count(struct store *store);
+
+/*
+ * Test hook: from now on, writing a message file into user's tmp/ fails as
+ * if write(2) had failed with err (e.g. ENOSPC, EIO). err 0 or user NULL
+ * turns it off. Call on the loop thread while no delivery is pending.
+ */
+void store_test_fail_writes(struct store *store, const char *user, int err);
+
 #endif

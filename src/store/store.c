@@ -1,0 +1,320 @@
+/*
+ * The store object: the table of users known to this process, the bounded
+ * LRU cache of their open SQLite handles, user creation with the RFC 6154
+ * special-use mailboxes, and the synchronous read helpers for tools.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "store/store_int.h"
+
+static const struct {
+	const char *name;
+	const char *special_use;
+} store_default_mailboxes[] = {
+    {"INBOX", NULL},
+    {"Sent", "\\Sent"},
+    {"Drafts", "\\Drafts"},
+    {"Trash", "\\Trash"},
+    {"Junk", "\\Junk"},
+    {"Archive", "\\Archive"},
+};
+
+static void
+store_host_init(struct store *store)
+{
+	char host[64];
+	size_t o = 0;
+
+	if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	/* '/', ':' and ',' would break the file name; write them in octal. */
+	for (const char *p = host; *p != '\0'; p++) {
+		if (*p == '/' || *p == ':' || *p == ',')
+			o += (size_t)snprintf(store->host + o,
+			    sizeof(store->host) - o, "\\%03o",
+			    (unsigned char)*p);
+		else
+			store->host[o++] = *p;
+	}
+	store->host[o] = '\0';
+}
+
+struct store *
+store_new(struct event_base *base, struct worker_pool *io, const char *dir,
+    char *err, size_t errlen)
+{
+	struct store *store;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "mkdir %s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	if (access(dir, R_OK | W_OK | X_OK) < 0) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	store = xcalloc(1, sizeof(*store));
+	store->base = base;
+	store->io = io;
+	store->dir = xstrdup(dir);
+	TAILQ_INIT(&store->lru);
+	store_host_init(store);
+	return store;
+}
+
+void
+store_free(struct store **storep)
+{
+	struct store *store = *storep;
+
+	if (store == NULL)
+		return;
+	while (store->inflight > 0)
+		event_base_loop(store->base, EVLOOP_ONCE);
+	for (size_t i = 0; i < STORE_USER_BUCKETS; i++) {
+		struct store_user *u, *next;
+
+		for (u = store->users[i]; u != NULL; u = next) {
+			next = u->next;
+			store_index_close(&u->db);
+			free(u->name);
+			free(u->dir);
+			free(u);
+		}
+	}
+	free(store->fail_user);
+	free(store->dir);
+	free(store);
+	*storep = NULL;
+}
+
+void
+store_set_change_cb(struct store *store, store_change_cb cb, void *arg)
+{
+	store->change_cb = cb;
+	store->change_arg = arg;
+}
+
+static size_t
+store_user_hash(const char *name)
+{
+	size_t h = 5381;
+
+	for (const char *p = name; *p != '\0'; p++)
+		h = h * 33 + (unsigned char)*p;
+	return h % STORE_USER_BUCKETS;
+}
+
+/*
+ * Finds or adds the entry for user name (loop thread). Returns NULL when
+ * the name is not a valid user name.
+ */
+struct store_user *
+store_user_get(struct store *store, const char *name)
+{
+	size_t h = store_user_hash(name);
+	struct store_user *u;
+
+	for (u = store->users[h]; u != NULL; u = u->next)
+		if (strcmp(u->name, name) == 0)
+			return u;
+	if (!store_maildir_user_ok(name))
+		return NULL;
+	u = xcalloc(1, sizeof(*u));
+	u->name = xstrdup(name);
+	u->dir = xasprintf("%s/%s", store->dir, name);
+	TAILQ_INIT(&u->pending);
+	u->next = store->users[h];
+	store->users[h] = u;
+	return u;
+}
+
+/*
+ * Called on the loop thread before a job takes user u: counts u's handle
+ * in the cache and, when the cache is full, takes the handle of the least
+ * recently used idle user, which the job closes on its worker (a close may
+ * checkpoint the WAL). Returns that handle or NULL.
+ */
+sqlite3 *
+store_user_take_handle(struct store *store, struct store_user *u)
+{
+	struct store_user *v;
+	sqlite3 *victim = NULL;
+
+	if (u->in_lru) {
+		TAILQ_REMOVE(&store->lru, u, lru);
+		TAILQ_INSERT_HEAD(&store->lru, u, lru);
+		return NULL;
+	}
+	TAILQ_INSERT_HEAD(&store->lru, u, lru);
+	u->in_lru = 1;
+	if (++store->nopen <= STORE_HANDLES_MAX)
+		return NULL;
+	TAILQ_FOREACH_REVERSE(v, &store->lru, store_user_list, lru) {
+		if (v != u && !v->busy && v->db != NULL) {
+			victim = v->db;
+			v->db = NULL;
+			TAILQ_REMOVE(&store->lru, v, lru);
+			v->in_lru = 0;
+			store->nopen--;
+			break;
+		}
+	}
+	return victim;
+}
+
+/* After a job on u: forgets u's cache slot if its handle failed to open. */
+void
+store_user_handle_failed(struct store *store, struct store_user *u)
+{
+	if (u->db != NULL || !u->in_lru)
+		return;
+	TAILQ_REMOVE(&store->lru, u, lru);
+	u->in_lru = 0;
+	store->nopen--;
+}
+
+/* Creates the default mailboxes when the index has no INBOX yet. */
+static int
+store_user_defaults(sqlite3 *db, const char *userdir)
+{
+	struct store_mailbox mb;
+
+	if (store_index_mailbox_find(db, "INBOX", &mb) == 0) {
+		store_index_mailbox_deinit(&mb);
+		return 0;
+	}
+	if (store_index_begin(db) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(store_default_mailboxes) /
+	         sizeof(store_default_mailboxes[0]);
+	     i++) {
+		if (store_index_mailbox_create(db, userdir,
+		        store_default_mailboxes[i].name,
+		        store_default_mailboxes[i].special_use) < 0) {
+			store_index_rollback(db);
+			return -1;
+		}
+	}
+	return store_index_commit(db);
+}
+
+/*
+ * Opens user's index in userdir, creating the directory, the index and
+ * the default mailboxes as needed. Any thread; 0 or -1 (logged).
+ */
+int
+store_user_open(const char *userdir, sqlite3 **out)
+{
+	sqlite3 *db;
+
+	if (mkdir(userdir, 0700) < 0 && errno != EEXIST) {
+		log_error("event=store op=mkdir dir=%s error=\"%s\"", userdir,
+		    strerror(errno));
+		return -1;
+	}
+	if (store_index_open(userdir, &db) < 0)
+		return -1;
+	if (store_user_defaults(db, userdir) < 0) {
+		store_index_close(&db);
+		return -1;
+	}
+	*out = db;
+	return 0;
+}
+
+int
+store_user_create(struct store *store, const char *user, char *err,
+    size_t errlen)
+{
+	char *userdir;
+	sqlite3 *db;
+	int r;
+
+	if (!store_maildir_user_ok(user)) {
+		snprintf(err, errlen, "invalid user name");
+		return -1;
+	}
+	userdir = xasprintf("%s/%s", store->dir, user);
+	r = store_user_open(userdir, &db);
+	if (r == 0)
+		store_index_close(&db);
+	else
+		snprintf(err, errlen, "cannot create the store of user %s",
+		    user);
+	free(userdir);
+	return r;
+}
+
+static int
+store_status_read(sqlite3 *db, const char *mailbox,
+    struct store_mailbox_status *out)
+{
+	sqlite3_stmt *st;
+	int r = -1;
+
+	if (sqlite3_prepare_v2(db,
+	        "SELECT id, uidvalidity, uidnext, highestmodseq, messages,"
+	        " unseen, bytes FROM mailbox WHERE name = ?",
+	        -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		out->id = sqlite3_column_int64(st, 0);
+		out->uidvalidity = (uint32_t)sqlite3_column_int64(st, 1);
+		out->uidnext = (uint32_t)sqlite3_column_int64(st, 2);
+		out->highestmodseq = (uint64_t)sqlite3_column_int64(st, 3);
+		out->messages = (uint32_t)sqlite3_column_int64(st, 4);
+		out->unseen = (uint32_t)sqlite3_column_int64(st, 5);
+		out->bytes = (uint64_t)sqlite3_column_int64(st, 6);
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
+store_mailbox_status(struct store *store, const char *user, const char *mailbox,
+    struct store_mailbox_status *out)
+{
+	char *userdir, *path;
+	sqlite3 *db = NULL;
+	int r = -1;
+
+	if (!store_maildir_user_ok(user))
+		return -1;
+	userdir = xasprintf("%s/%s", store->dir, user);
+	path = xasprintf("%s/" STORE_INDEX_FILE, userdir);
+	if (access(path, F_OK) == 0 && store_index_open(userdir, &db) == 0) {
+		r = store_status_read(db,
+		    strcasecmp(mailbox, "INBOX") == 0 ? "INBOX" : mailbox, out);
+		store_index_close(&db);
+	}
+	free(path);
+	free(userdir);
+	return r;
+}
+
+uint64_t
+store_commit_count(struct store *store)
+{
+	return atomic_load(&store->commits);
+}
+
+void
+store_test_fail_writes(struct store *store, const char *user, int err)
+{
+	free(store->fail_user);
+	store->fail_user = user != NULL && err != 0 ? xstrdup(user) : NULL;
+	store->fail_errno = err;
+}

@@ -1,0 +1,129 @@
+/*
+ * Internal interfaces of the store layer, shared by its files: the user
+ * table and handle cache (store.c), Maildir file and folder names
+ * (store_maildir.c), the SQLite index (store_index.c) and the delivery
+ * pipeline (store_deliver.c). Nothing outside src/store/ includes this.
+ */
+#ifndef STORE_STORE_INT_H
+#define STORE_STORE_INT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <sqlite3.h>
+
+#include "mime/mime.h"
+#include "store/store.h"
+
+#define STORE_INDEX_FILE "pushmail.sqlite"
+#define STORE_UIDVALIDITY_FILE "pushmail-uidvalidity"
+#define STORE_USER_MAX 128
+#define STORE_HANDLES_MAX 64
+#define STORE_USER_BUCKETS 256
+
+struct store_item;
+TAILQ_HEAD(store_item_list, store_item);
+
+/*
+ * One user known to this process. The loop thread owns it, except that
+ * while busy is set the one job holding it may use db and reserved.
+ */
+struct store_user {
+	char *name;
+	char *dir; /* <store dir>/<name> */
+	sqlite3 *db;
+	int busy;
+	uint64_t reserved; /* bytes staged in tmp/, not yet committed */
+	struct store_item_list pending;
+	TAILQ_ENTRY(store_user) lru; /* users holding a handle, newest first */
+	int in_lru;
+	struct store_user *next; /* hash chain */
+};
+
+TAILQ_HEAD(store_user_list, store_user);
+
+struct store {
+	struct event_base *base;
+	struct worker_pool *io;
+	char *dir;
+	store_change_cb change_cb;
+	void *change_arg;
+	struct store_user *users[STORE_USER_BUCKETS];
+	struct store_user_list lru;
+	size_t nopen;
+	size_t inflight; /* deliveries not yet done */
+	char host[128];  /* sanitised host name for file names */
+	atomic_uint_fast64_t seq;
+	atomic_uint_fast64_t commits;
+	/* Test hook: tmp/ writes for fail_user fail with fail_errno. */
+	char *fail_user;
+	int fail_errno;
+};
+
+/* Per-message data the index stores, whoever adds the message. */
+struct store_msg {
+	int64_t mailbox_id;
+	uint32_t uid;       /* set by store_index_message_add */
+	uint64_t modseq;    /* set by store_index_message_add */
+	const char *unique; /* file name up to ",U=" */
+	char *file;         /* set by store_index_message_add */
+	int in_cur;
+	unsigned flags;
+	uint64_t size;
+	time_t internaldate;
+	size_t prefix_len; /* bytes the store prepended to the message */
+	const struct mime_info *mime;
+};
+
+struct store_mailbox {
+	int64_t id;
+	char *name;
+	char *dir; /* relative to the user's directory; "" for INBOX */
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+};
+
+/* store.c */
+struct store_user *store_user_get(struct store *store, const char *name);
+sqlite3 *store_user_take_handle(struct store *store, struct store_user *u);
+void store_user_handle_failed(struct store *store, struct store_user *u);
+int store_user_open(const char *userdir, sqlite3 **out);
+
+/* store_maildir.c */
+int store_maildir_user_ok(const char *user);
+char *store_maildir_folder_dir(const char *mailbox);
+char *store_maildir_folder_name(const char *dir);
+int store_maildir_mkdirs(const char *path);
+int store_maildir_fsync_dir(const char *path);
+char *store_maildir_unique(struct store *store);
+char *store_maildir_final(const char *unique, uint32_t uid, uint64_t size);
+void store_maildir_flag_letters(unsigned flags, char out[8]);
+unsigned store_maildir_flags_parse(const char *name);
+char *store_maildir_prefix(const char *return_path, const char *delivered_to);
+int store_maildir_write(const char *path, const char *prefix, const char *data,
+    size_t len);
+int store_maildir_uidvalidity_read(const char *folder, uint32_t *out);
+int store_maildir_uidvalidity_write(const char *folder, uint32_t v);
+enum store_status store_maildir_errno_status(int err);
+
+/* store_index.c */
+int store_index_open(const char *userdir, sqlite3 **out);
+void store_index_close(sqlite3 **db);
+int store_index_begin(sqlite3 *db);
+int store_index_commit(sqlite3 *db);
+void store_index_rollback(sqlite3 *db);
+int store_index_mailbox_find(sqlite3 *db, const char *name,
+    struct store_mailbox *out);
+void store_index_mailbox_deinit(struct store_mailbox *mb);
+int store_index_mailbox_create(sqlite3 *db, const char *userdir,
+    const char *name, const char *special_use);
+int store_index_usage(sqlite3 *db, uint64_t *bytes);
+int store_index_message_add(sqlite3 *db, struct store_msg *m);
+int store_index_message_expunge(sqlite3 *db, int64_t mailbox_id, uint32_t uid);
+int store_index_message_set_file(sqlite3 *db, int64_t mailbox_id, uint32_t uid,
+    const char *file, int in_cur);
+
+#endif

@@ -1,0 +1,491 @@
+/*
+ * Unit tests for user creation and delivery: files, rows, UIDs, MODSEQ,
+ * counters, change events before completion, group commit, quota, the
+ * all-or-none rule and UIDVALIDITY uniqueness. Each test runs in a fresh
+ * directory with a real event loop and worker pool.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "base/xmalloc.h"
+#include "check.h"
+#include "net/worker.h"
+#include "store/store_int.h"
+
+#define MSG "From: a@example.org\r\nSubject: hi\r\n\r\nHello\r\n"
+
+struct ctx {
+	char dir[64];
+	struct event_base *base;
+	struct worker_pool *io;
+	struct store *store;
+	int changes;
+	int done;
+	int changes_before_done[64];
+	uint32_t change_uid[64];
+	uint64_t change_modseq[64];
+};
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static void
+setup(struct ctx *c)
+{
+	char err[256];
+
+	memset(c, 0, sizeof(*c));
+	snprintf(c->dir, sizeof(c->dir), "/tmp/test_store_XXXXXX");
+	CHECK(mkdtemp(c->dir) != NULL);
+	c->base = event_base_new();
+	c->io = worker_pool_new(c->base, "io", 4, 0, 0);
+	c->store = store_new(c->base, c->io, c->dir, err, sizeof(err));
+	CHECK(c->store != NULL);
+}
+
+static void
+teardown(struct ctx *c)
+{
+	store_free(&c->store);
+	worker_pool_free(&c->io);
+	event_base_free(c->base);
+	nftw(c->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void
+on_change(const struct store_change *ch, void *arg)
+{
+	struct ctx *c = arg;
+
+	if (c->changes < 64) {
+		c->change_uid[c->changes] = ch->uid;
+		c->change_modseq[c->changes] = ch->modseq;
+	}
+	CHECK(ch->kind == STORE_CHANGE_NEW);
+	CHECK_STR(ch->mailbox, "INBOX");
+	c->changes++;
+}
+
+static void
+on_done(struct store_delivery *d, void *arg)
+{
+	struct ctx *c = arg;
+
+	if (c->done < 64)
+		c->changes_before_done[c->done] = c->changes;
+	c->done++;
+}
+
+static struct store_delivery *
+make_delivery(struct ctx *c, const char *const *users, size_t n, uint64_t quota)
+{
+	struct store_delivery *d = calloc(1, sizeof(*d));
+
+	d->return_path = strdup("sender@example.org");
+	d->data = strdup(MSG);
+	d->len = strlen(MSG);
+	d->internaldate = 1700000000;
+	d->rcpts = calloc(n, sizeof(*d->rcpts));
+	d->nrcpts = n;
+	for (size_t i = 0; i < n; i++) {
+		d->rcpts[i].user = strdup(users[i]);
+		d->rcpts[i].delivered_to = strdup(users[i]);
+		d->rcpts[i].quota = quota;
+	}
+	d->done = on_done;
+	d->arg = c;
+	return d;
+}
+
+static void
+run_until(struct ctx *c, int done)
+{
+	while (c->done < done)
+		event_base_loop(c->base, EVLOOP_ONCE);
+}
+
+/* Delivers one message and waits for it; the caller frees it. */
+static struct store_delivery *
+deliver(struct ctx *c, const char *const *users, size_t n, uint64_t quota,
+    int all_or_none)
+{
+	struct store_delivery *d = make_delivery(c, users, n, quota);
+	int before = c->done;
+
+	d->all_or_none = all_or_none;
+	store_deliver(c->store, d);
+	CHECK_INT(c->done, before);
+	run_until(c, before + 1);
+	return d;
+}
+
+static size_t
+count_files(struct ctx *c, const char *user, const char *sub)
+{
+	char *path = xasprintf("%s/%s/%s", c->dir, user, sub);
+	DIR *dir = opendir(path);
+	struct dirent *de;
+	size_t n = 0;
+
+	free(path);
+	if (dir == NULL)
+		return 0;
+	while ((de = readdir(dir)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(dir);
+	return n;
+}
+
+static sqlite3 *
+open_index(struct ctx *c, const char *user)
+{
+	char *path = xasprintf("%s/%s/" STORE_INDEX_FILE, c->dir, user);
+	sqlite3 *db = NULL;
+
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	free(path);
+	return db;
+}
+
+static long long
+sql_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	long long v = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -2;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static void
+test_user_create(void)
+{
+	struct ctx c;
+	struct store_mailbox_status s, t;
+	char err[128];
+	sqlite3 *db;
+
+	setup(&c);
+	CHECK_INT(store_user_create(c.store, "alice", err, sizeof(err)), 0);
+	CHECK_INT(store_user_create(c.store, "alice", err, sizeof(err)), 0);
+	CHECK_INT(store_user_create(c.store, "../x", err, sizeof(err)), -1);
+	CHECK_INT(store_mailbox_status(c.store, "alice", "INBOX", &s), 0);
+	CHECK_INT(s.messages, 0);
+	CHECK_INT(s.uidnext, 1);
+	CHECK_INT(store_mailbox_status(c.store, "alice", "Sent", &t), 0);
+	CHECK(s.uidvalidity != t.uidvalidity);
+	CHECK_INT(store_mailbox_status(c.store, "nobody", "INBOX", &s), -1);
+	{
+		char *p1 = xasprintf("%s/alice/.Archive/cur", c.dir);
+		char *p2 =
+		    xasprintf("%s/alice/.Sent/" STORE_UIDVALIDITY_FILE, c.dir);
+
+		CHECK_INT(access(p1, F_OK), 0);
+		CHECK_INT(access(p2, F_OK), 0);
+		free(p1);
+		free(p2);
+	}
+	db = open_index(&c, "alice");
+	CHECK_INT(sql_int(db, "PRAGMA user_version"), 1);
+	CHECK_INT(sql_int(db, "SELECT count(*) FROM mailbox"), 6);
+	CHECK_INT(sql_int(db, "SELECT count(*) FROM subscription"), 6);
+	CHECK_INT(sql_int(db,
+	              "SELECT count(*) FROM mailbox WHERE "
+	              "special_use = '\\Junk' AND name = 'Junk'"),
+	    1);
+	CHECK_INT(sql_int(db,
+	              "SELECT count(*) FROM mailbox WHERE "
+	              "special_use IS NULL"),
+	    1);
+	sqlite3_close(db);
+	teardown(&c);
+}
+
+static void
+test_deliver_single(void)
+{
+	static const char *const users[] = {"alice"};
+	struct ctx c;
+	struct store_mailbox_status s;
+	struct store_delivery *d;
+	char *want, *path, buf[512];
+	sqlite3 *db;
+	FILE *f;
+	size_t n;
+
+	setup(&c);
+	store_set_change_cb(c.store, on_change, &c);
+	d = deliver(&c, users, 1, 0, 0);
+	CHECK_INT(d->rcpts[0].status, STORE_OK);
+	CHECK_INT(d->rcpts[0].uid, 1);
+	CHECK_INT(c.changes, 1);
+	CHECK_INT(c.changes_before_done[0], 1);
+	CHECK_INT(c.change_uid[0], 1);
+	CHECK_INT(c.change_modseq[0], 2);
+	store_delivery_free(&d);
+	CHECK(d == NULL);
+
+	want = xasprintf("Return-Path: <sender@example.org>\r\n"
+	                 "Delivered-To: alice\r\n%s",
+	    MSG);
+	CHECK_INT(count_files(&c, "alice", "new"), 1);
+	CHECK_INT(count_files(&c, "alice", "tmp"), 0);
+	db = open_index(&c, "alice");
+	CHECK_INT(sql_int(db, "SELECT size FROM message"), strlen(want));
+	CHECK_INT(sql_int(db, "SELECT prefix_size FROM message"),
+	    strlen(want) - strlen(MSG));
+	CHECK_INT(sql_int(db, "SELECT modseq FROM message WHERE uid = 1"), 2);
+	CHECK_INT(sql_int(db, "SELECT internaldate FROM message"), 1700000000);
+	CHECK_INT(sql_int(db,
+	              "SELECT value FROM meta WHERE "
+	              "key = 'usage_bytes'"),
+	    strlen(want));
+	{
+		sqlite3_stmt *st;
+		char *suffix = xasprintf(",U=1,S=%zu", strlen(want));
+		const char *file;
+
+		sqlite3_prepare_v2(db, "SELECT file FROM message", -1, &st,
+		    NULL);
+		CHECK_INT(sqlite3_step(st), SQLITE_ROW);
+		file = (const char *)sqlite3_column_text(st, 0);
+		CHECK(strlen(file) > strlen(suffix) &&
+		    strcmp(file + strlen(file) - strlen(suffix), suffix) == 0);
+		path = xasprintf("%s/alice/new/%s", c.dir, file);
+		sqlite3_finalize(st);
+		free(suffix);
+	}
+	sqlite3_close(db);
+	f = fopen(path, "rb");
+	CHECK(f != NULL);
+	n = f ? fread(buf, 1, sizeof(buf), f) : 0;
+	if (f)
+		fclose(f);
+	CHECK_INT(n, strlen(want));
+	CHECK(n == strlen(want) && memcmp(buf, want, n) == 0);
+	CHECK_INT(store_mailbox_status(c.store, "alice", "INBOX", &s), 0);
+	CHECK_INT(s.messages, 1);
+	CHECK_INT(s.unseen, 1);
+	CHECK_INT(s.bytes, strlen(want));
+	CHECK_INT(s.uidnext, 2);
+	CHECK_INT(s.highestmodseq, 2);
+	free(want);
+	free(path);
+	teardown(&c);
+}
+
+static void
+test_deliver_multi(void)
+{
+	static const char *const users[] = {"alice", "bob", "carol/../x"};
+	struct ctx c;
+	struct store_delivery *d;
+	struct store_mailbox_status s;
+
+	setup(&c);
+	store_set_change_cb(c.store, on_change, &c);
+	d = deliver(&c, users, 2, 0, 0);
+	CHECK_INT(d->rcpts[0].status, STORE_OK);
+	CHECK_INT(d->rcpts[1].status, STORE_OK);
+	CHECK_INT(c.changes_before_done[0], 2);
+	store_delivery_free(&d);
+	d = deliver(&c, users, 3, 0, 0);
+	CHECK_INT(d->rcpts[0].status, STORE_OK);
+	CHECK_INT(d->rcpts[0].uid, 2);
+	CHECK_INT(d->rcpts[1].uid, 2);
+	CHECK_INT(d->rcpts[2].status, STORE_ERR_IO);
+	store_delivery_free(&d);
+	CHECK_INT(count_files(&c, "alice", "new"), 2);
+	CHECK_INT(count_files(&c, "bob", "new"), 2);
+	CHECK_INT(store_mailbox_status(c.store, "bob", "INBOX", &s), 0);
+	CHECK_INT(s.messages, 2);
+	CHECK_INT(s.highestmodseq, 3);
+	teardown(&c);
+}
+
+static void
+test_deliver_batch(void)
+{
+	static const char *const users[] = {"alice", "bob"};
+	struct store_delivery *ds[40];
+	struct store_mailbox_status s;
+	struct ctx c;
+	uint32_t seen[41] = {0};
+
+	setup(&c);
+	store_set_change_cb(c.store, on_change, &c);
+	for (int i = 0; i < 40; i++) {
+		ds[i] = make_delivery(&c, users + (i % 3 == 0), 1, 0);
+		store_deliver(c.store, ds[i]);
+	}
+	run_until(&c, 40);
+	CHECK_INT(c.changes, 40);
+	for (int i = 0; i < 40; i++) {
+		uint32_t uid = ds[i]->rcpts[0].uid;
+
+		CHECK_INT(ds[i]->rcpts[0].status, STORE_OK);
+		if (i % 3 != 0 && uid >= 1 && uid <= 40)
+			seen[uid]++;
+		store_delivery_free(&ds[i]);
+	}
+	for (int i = 1; i <= 26; i++)
+		CHECK_INT(seen[i], 1);
+	/* Deliveries that waited together shared a transaction. */
+	CHECK(store_commit_count(c.store) < 40);
+	CHECK_INT(store_mailbox_status(c.store, "alice", "INBOX", &s), 0);
+	CHECK_INT(s.messages, 26);
+	CHECK_INT(s.uidnext, 27);
+	CHECK_INT(s.highestmodseq, 27);
+	CHECK_INT(store_mailbox_status(c.store, "bob", "INBOX", &s), 0);
+	CHECK_INT(s.messages, 14);
+	teardown(&c);
+}
+
+static void
+test_quota(void)
+{
+	static const char *const users[] = {"alice"};
+	struct store_mailbox_status s;
+	struct store_delivery *d;
+	struct ctx c;
+	uint64_t size;
+
+	setup(&c);
+	d = deliver(&c, users, 1, 0, 0);
+	CHECK_INT(d->rcpts[0].status, STORE_OK);
+	store_delivery_free(&d);
+	CHECK_INT(store_mailbox_status(c.store, "alice", "INBOX", &s), 0);
+	size = s.bytes;
+	d = deliver(&c, users, 1, 2 * size - 1, 0);
+	CHECK_INT(d->rcpts[0].status, STORE_ERR_QUOTA);
+	store_delivery_free(&d);
+	d = deliver(&c, users, 1, 2 * size, 0);
+	CHECK_INT(d->rcpts[0].status, STORE_OK);
+	store_delivery_free(&d);
+	CHECK_INT(count_files(&c, "alice", "new"), 2);
+	CHECK_INT(count_files(&c, "alice", "tmp"), 0);
+	CHECK_INT(store_mailbox_status(c.store, "alice", "INBOX", &s), 0);
+	CHECK_INT(s.messages, 2);
+	teardown(&c);
+}
+
+static void
+test_all_or_none(void)
+{
+	static const char *const users[] = {"alice", "bob"};
+	struct store_mailbox_status s;
+	struct store_delivery *d;
+	struct ctx c;
+
+	setup(&c);
+	store_set_change_cb(c.store, on_change, &c);
+	store_test_fail_writes(c.store, "bob", ENOSPC);
+	d = deliver(&c, users, 2, 0, 1);
+	CHECK_INT(d->rcpts[0].status, STORE_ERR_NOSPACE);
+	CHECK_INT(d->rcpts[1].status, STORE_ERR_NOSPACE);
+	store_delivery_free(&d);
+	CHECK_INT(c.changes, 0);
+	CHECK_INT(count_files(&c, "alice", "new") +
+	        count_files(&c, "alice", "tmp") +
+	        count_files(&c, "bob", "new") + count_files(&c, "bob", "tmp"),
+	    0);
+	CHECK_INT(store_mailbox_status(c.store, "alice", "INBOX", &s), 0);
+	CHECK_INT(s.messages, 0);
+	CHECK_INT(s.uidnext, 1);
+
+	/* Without all_or_none, the other recipient gets the message. */
+	store_test_fail_writes(c.store, "bob", EIO);
+	d = deliver(&c, users, 2, 0, 0);
+	CHECK_INT(d->rcpts[0].status, STORE_OK);
+	CHECK_INT(d->rcpts[1].status, STORE_ERR_IO);
+	store_delivery_free(&d);
+	CHECK_INT(c.changes, 1);
+
+	/* A quota refusal also fails everyone. */
+	store_test_fail_writes(c.store, NULL, 0);
+	d = make_delivery(&c, users, 2, 0);
+	d->rcpts[1].quota = 10;
+	d->all_or_none = 1;
+	store_deliver(c.store, d);
+	run_until(&c, 3);
+	CHECK_INT(d->rcpts[0].status, STORE_ERR_QUOTA);
+	CHECK_INT(d->rcpts[1].status, STORE_ERR_QUOTA);
+	store_delivery_free(&d);
+	CHECK_INT(count_files(&c, "alice", "new"), 1);
+	CHECK_INT(count_files(&c, "alice", "tmp"), 0);
+	CHECK_INT(count_files(&c, "bob", "new"), 0);
+	teardown(&c);
+}
+
+/* UIDVALIDITY of a deleted and re-created mailbox differs from before. */
+static void
+test_uidvalidity(void)
+{
+	struct store_mailbox mb;
+	uint32_t first;
+	char err[128], *userdir, *cmd;
+	sqlite3 *db;
+	struct ctx c;
+
+	setup(&c);
+	CHECK_INT(store_user_create(c.store, "alice", err, sizeof(err)), 0);
+	userdir = xasprintf("%s/alice", c.dir);
+	CHECK_INT(store_index_open(userdir, &db), 0);
+	CHECK_INT(store_index_begin(db), 0);
+	CHECK_INT(store_index_mailbox_create(db, userdir, "A/B", NULL), 0);
+	CHECK_INT(store_index_commit(db), 0);
+	CHECK_INT(store_index_mailbox_find(db, "A/B", &mb), 0);
+	first = mb.uidvalidity;
+	CHECK_STR(mb.dir, ".A.B");
+	store_index_mailbox_deinit(&mb);
+
+	cmd = xasprintf("rm -rf '%s/.A.B'", userdir);
+	CHECK_INT(system(cmd), 0);
+	free(cmd);
+	CHECK_INT(sqlite3_exec(db, "DELETE FROM mailbox WHERE name = 'A/B'",
+	              NULL, NULL, NULL),
+	    SQLITE_OK);
+	CHECK_INT(store_index_begin(db), 0);
+	CHECK_INT(store_index_mailbox_create(db, userdir, "A/B", NULL), 0);
+	CHECK_INT(store_index_commit(db), 0);
+	CHECK_INT(store_index_mailbox_find(db, "A/B", &mb), 0);
+	CHECK(mb.uidvalidity > first);
+	store_index_mailbox_deinit(&mb);
+	CHECK_INT(store_index_mailbox_create(db, userdir, "a/../../x", NULL),
+	    0);
+	CHECK_INT(store_index_mailbox_find(db, "a/../../x", &mb), 0);
+	CHECK_STR(mb.dir, ".a.%2E%2E.%2E%2E.x");
+	store_index_mailbox_deinit(&mb);
+	store_index_close(&db);
+	free(userdir);
+	teardown(&c);
+}
+
+int
+main(void)
+{
+	evthread_use_pthreads();
+	CHECK_RUN(test_user_create);
+	CHECK_RUN(test_deliver_single);
+	CHECK_RUN(test_deliver_multi);
+	CHECK_RUN(test_deliver_batch);
+	CHECK_RUN(test_quota);
+	CHECK_RUN(test_all_or_none);
+	CHECK_RUN(test_uidvalidity);
+	return check_summary();
+}
