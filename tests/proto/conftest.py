@@ -67,13 +67,16 @@ class Daemon:
     def add_user(self, name, password="secret"):
         self.cli("user", "add", name, stdin=password.encode())
 
-    def start(self):
+    def start(self, wrapper=()):
+        """Starts the daemon (under wrapper, e.g. strace, if given)."""
+        pos = len(self.log()) if os.path.exists(self.log_path) else 0
         self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([PUSHMAILD, "-c", self.conf, "serve"],
+        self.proc = subprocess.Popen([*wrapper, PUSHMAILD, "-c", self.conf,
+                                      "serve"],
                                      stdout=self.logf, stderr=self.logf)
-        self.wait_log("event=ready")
+        text = self.wait_log("event=ready", start=pos)
         for m in re.finditer(r"event=listen name=(\S+) .* port=(\d+)",
-                             self.log()):
+                             text[pos:]):
             self.ports[m.group(1)] = int(m.group(2))
         return self
 

@@ -1,0 +1,63 @@
+"""Traces the daemon's system calls to show each 250 follows its fsyncs.
+
+SIGKILL leaves the page cache intact, so only a trace shows the order: the
+message file is synced in tmp/, the index commit is synced (SQLite WAL), the
+file is renamed into new/ and new/ is synced, and only then is the reply
+written to the client.
+"""
+import re
+import shutil
+import smtplib
+
+import pytest
+
+from smtputil import message
+
+SYNC = re.compile(r"\b(fsync|fdatasync)\(\d+<([^>]*)>")
+RENAME = re.compile(r"\brename(at2?)?\(.*?/tmp\b.*?/new\b")
+REPLY = re.compile(r"\b(write|writev|sendmsg|sendto)\(\d+<TCP.*\"250 2\.0\.0")
+
+
+def completion_lines(path):
+    """Yields (index, text) with unfinished calls joined to their ends."""
+    pending = {}
+    for i, line in enumerate(open(path, errors="replace")):
+        pid, _, rest = line.partition(" ")
+        if rest.rstrip().endswith("<unfinished ...>"):
+            pending[pid] = rest.rstrip()[:-len("<unfinished ...>")]
+            continue
+        m = re.match(r"<\.\.\. \w+ resumed>(.*)", rest)
+        if m and pid in pending:
+            rest = pending.pop(pid) + m.group(1)
+        yield i, rest
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
+def test_reply_follows_fsyncs(daemon, tmp_path):
+    daemon.add_user("alice@example.org")
+    trace = tmp_path / "trace.txt"
+    daemon.start(wrapper=("strace", "-f", "-y", "-s", "64", "-o", str(trace),
+                          "-e", "trace=fsync,fdatasync,rename,renameat,"
+                          "renameat2,write,writev,sendmsg,sendto"))
+    with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"], timeout=30) as s:
+        s.sendmail("x@r.example", ["alice@example.org"], message())
+    daemon.check_clean_exit(daemon.stop())
+
+    file_sync = wal_sync = rename = dir_sync = reply = None
+    for i, text in completion_lines(trace):
+        m = SYNC.search(text)
+        if m and "= 0" in text:
+            path = m.group(2)
+            if "/alice@example.org/tmp/" in path and file_sync is None:
+                file_sync = i
+            elif path.endswith("pushmail.sqlite-wal"):
+                wal_sync = i if rename is None else wal_sync
+            elif path.endswith("/alice@example.org/new"):
+                dir_sync = i if dir_sync is None else dir_sync
+        elif RENAME.search(text) and "= 0" in text and rename is None:
+            rename = i
+        elif REPLY.search(text) and reply is None:
+            reply = i
+    order = [file_sync, wal_sync, rename, dir_sync, reply]
+    assert None not in order, order
+    assert order == sorted(order), order
