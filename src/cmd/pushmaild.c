@@ -29,15 +29,23 @@ usage(void)
 }
 
 int
+cmd_mkdir_data_dir(const struct settings *s, char *err, size_t errlen)
+{
+	if (mkdir(s->data_dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: %s", s->data_dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
 cmd_lock_data_dir(const struct settings *s, int wait, char *err, size_t errlen)
 {
 	char path[4096];
 	int fd;
 
-	if (mkdir(s->data_dir, 0700) < 0 && errno != EEXIST) {
-		snprintf(err, errlen, "%s: %s", s->data_dir, strerror(errno));
+	if (cmd_mkdir_data_dir(s, err, errlen) < 0)
 		return -1;
-	}
 	snprintf(path, sizeof(path), "%s/pushmaild.lock", s->data_dir);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -82,6 +90,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "pushmaild: %s\n", err);
 		return 78;
 	}
+	umask(077);
 	log_init(s.log_level, 2);
 	if (strcmp(command, "serve") == 0)
 		r = cmd_serve(&s);

@@ -481,6 +481,15 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 		why = CONN_END_TIMEOUT;
 	else if (what & BEV_EVENT_EOF)
 		why = CONN_END_EOF;
+	/*
+	 * A quiet reader may still be told why it is dropped: the owner can
+	 * write a last line and shut down. A writer that is stuck cannot.
+	 */
+	if (why == CONN_END_TIMEOUT && (what & BEV_EVENT_READING) &&
+	    !conn->shutting_down) {
+		conn->end_cb(conn, why, conn->arg);
+		return;
+	}
 	conn->ended = 1;
 	conn->end_cb(conn, why, conn->arg);
 }

@@ -30,7 +30,8 @@ typedef void (*conn_drain_cb)(struct conn *conn, void *arg);
 /*
  * The connection is over; the owner must conn_free() it (typically as part
  * of freeing its session) before or after returning, and no other callback
- * follows.
+ * follows. Only for CONN_END_TIMEOUT may the owner instead write a last
+ * line and call conn_shutdown(); the callback then fires once more.
  */
 typedef void (*conn_end_cb)(struct conn *conn, enum conn_end why, void *arg);
 

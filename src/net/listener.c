@@ -66,29 +66,69 @@ listener_start(struct event_base *base, const struct sockaddr *sa,
 	return l;
 }
 
+/* Parses "1.2.3.4:25" or "[::1]:25" (port 0 allowed) into ss. */
+static int
+listener_parse_addr(const char *addr, struct sockaddr_storage *ss,
+    socklen_t *len)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon = strrchr(addr, ':');
+	char *end;
+	unsigned long port;
+	size_t hl;
+
+	if (colon == NULL || colon[1] == '\0')
+		return -1;
+	port = strtoul(colon + 1, &end, 10);
+	hl = (size_t)(colon - addr);
+	if (*end != '\0' || port > 65535 || hl == 0 || hl >= sizeof(host))
+		return -1;
+	memcpy(host, addr, hl);
+	host[hl] = '\0';
+	memset(ss, 0, sizeof(*ss));
+	if (host[0] == '[' && host[hl - 1] == ']') {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		host[hl - 1] = '\0';
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*sin6);
+		return inet_pton(AF_INET6, host + 1, &sin6->sin6_addr) == 1 ?
+		    0 :
+		    -1;
+	} else {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		*len = sizeof(*sin);
+		return inet_pton(AF_INET, host, &sin->sin_addr) == 1 ? 0 : -1;
+	}
+}
+
 struct listener *
 listener_new_tcp(struct event_base *base, const char *addr, int backlog,
     listener_accept_cb cb, void *arg, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
-	int len = sizeof(ss);
+	socklen_t len = sizeof(ss);
 	struct listener *l;
 	char e[256];
 
-	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &len) <
-	    0) {
-		snprintf(err, errlen, "%s: expected address:port", addr);
+	if (listener_parse_addr(addr, &ss, &len) < 0) {
+		snprintf(err, errlen, "%s: expected IPv4:port or [IPv6]:port",
+		    addr);
 		return NULL;
 	}
-	l = listener_start(base, (struct sockaddr *)&ss, (socklen_t)len,
-	    backlog, cb, arg, e, sizeof(e));
+	l = listener_start(base, (struct sockaddr *)&ss, len, backlog, cb, arg,
+	    e, sizeof(e));
 	if (l == NULL) {
 		snprintf(err, errlen, "%s: %s", addr, e);
 		return NULL;
 	}
 	len = sizeof(ss);
 	getsockname(evconnlistener_get_fd(l->evl), (struct sockaddr *)&ss,
-	    (socklen_t *)&len);
+	    &len);
 	l->port = ntohs(ss.ss_family == AF_INET6 ?
 	        ((struct sockaddr_in6 *)&ss)->sin6_port :
 	        ((struct sockaddr_in *)&ss)->sin_port);
