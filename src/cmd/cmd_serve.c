@@ -168,7 +168,7 @@ serve_smtp_settings(struct serve *sv, const struct settings_listener *l,
 	ss->mode = l->mode;
 	ss->name = l->name;
 	ss->hostname = s->hostname;
-	ss->tls = l->tls == SETTINGS_TLS_STARTTLS ? sv->tls : NULL;
+	ss->tls = l->tls != SETTINGS_TLS_NONE ? sv->tls : NULL;
 	ss->implicit_tls = l->tls == SETTINGS_TLS_IMPLICIT;
 	ss->auth_plaintext = s->auth_allow_plaintext;
 	ss->max_message_size = s->max_message_size;

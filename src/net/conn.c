@@ -409,8 +409,15 @@ conn_free(struct conn **connp)
 
 	if (conn == NULL)
 		return;
-	if (conn->bev != NULL)
+	if (conn->bev != NULL) {
+		/* Without BEV_OPT_CLOSE_ON_FREE the SSL object stays ours. */
+		SSL *ssl =
+		    conn->tls ? bufferevent_openssl_get_ssl(conn->bev) : NULL;
+
 		bufferevent_free(conn->bev);
+		if (ssl != NULL)
+			SSL_free(ssl);
+	}
 	close(conn->fd);
 	free(conn);
 	*connp = NULL;

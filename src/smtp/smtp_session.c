@@ -249,16 +249,18 @@ smtp_session_close_with(struct smtp_session *s, const char *reply)
 static void
 smtp_session_bad(struct smtp_session *s, const char *reply)
 {
-	smtp_reply(s, reply);
 	s->nbad++;
 	if (s->srv->set.max_bad_commands != 0 &&
 	    s->nbad >= s->srv->set.max_bad_commands) {
+		/* The last straw gets the 421 instead of its own reply. */
 		log_info("sid=" LOG_SID_FMT " proto=%s event=cmd "
 		         "error=too_many_errors count=%u",
 		    s->sid, smtp_proto(s->mode), s->nbad);
 		smtp_session_close_with(s,
 		    "421 4.7.0 Too many errors, closing connection");
+		return;
 	}
+	smtp_reply(s, reply);
 }
 
 /* Waits for the store or for auth: no input is read meanwhile. */
@@ -862,6 +864,7 @@ smtp_session_auth_login(struct smtp_session *s, const char *b64, size_t len)
 		s->auth_login_user = value;
 		s->auth_step = AUTH_LOGIN_PASS;
 		smtp_reply(s, "334 UGFzc3dvcmQ6");
+		s->phase = PH_AUTH;
 		return;
 	}
 	smtp_session_verify(s, s->auth_login_user, value);

@@ -67,13 +67,14 @@ class Daemon:
     def add_user(self, name, password="secret"):
         self.cli("user", "add", name, stdin=password.encode())
 
-    def start(self, wrapper=()):
+    def start(self, wrapper=(), env=None):
         """Starts the daemon (under wrapper, e.g. strace, if given)."""
         pos = len(self.log()) if os.path.exists(self.log_path) else 0
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen([*wrapper, PUSHMAILD, "-c", self.conf,
                                       "serve"],
-                                     stdout=self.logf, stderr=self.logf)
+                                     stdout=self.logf, stderr=self.logf,
+                                     env={**os.environ, **(env or {})})
         text = self.wait_log("event=ready", start=pos)
         for m in re.finditer(r"event=listen name=(\S+) .* port=(\d+)",
                              text[pos:]):
@@ -98,7 +99,8 @@ class Daemon:
     def stop(self, sig=signal.SIGTERM):
         if self.proc is None:
             return None
-        self.proc.send_signal(sig)
+        if sig:
+            self.proc.send_signal(sig)
         try:
             rc = self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:

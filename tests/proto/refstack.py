@@ -7,12 +7,13 @@ without touching the system services or anything in /etc. Used by the
 protocol tests and by bench/. Standard library only.
 
 Who runs as what: both masters must start as root (the tests already run as
-root). Dovecot's master stays root, its auth/log/stats/anvil services run as
-'dovecot', login processes as 'dovenull', and imap/pop3/lmtp processes as the
-package-created 'mail' user (uid 8), which owns every virtual user's home.
-Postfix's master stays root; its daemons drop to 'postfix'. No account is
-created. The temporary directory and its parents must be traversable by
-those users (start() adds o+x to the given directory itself).
+root); no account is created. Dovecot's master, log and config processes
+stay root; auth, stats and anvil run as 'dovecot', login processes as
+'dovenull', imap and pop3 as the package-created 'mail' user (uid 8), which
+owns every virtual user's home; lmtp processes stay root (Dovecot's default)
+and take uid 8 for each delivery. Postfix's master stays root; its daemons
+drop to 'postfix'. The temporary directory and its parents must be
+traversable by those users (start() adds o+x to the given directory).
 
 fs.inotify: idle IMAP sessions each hold one inotify instance and all virtual
 users share uid 8, so beyond 128 idle sessions Dovecot falls back to polling.
@@ -80,6 +81,15 @@ def ensure_traversable(path):
         parent = os.path.dirname(parent)
 
 
+def spawn(argv, stderr_path):
+    """Starts argv in a session of its own, stdout discarded, stderr to a
+    file. Returns the Popen."""
+    with open(stderr_path, "w") as err:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=err,
+                                start_new_session=True)
+
+
 def stop_process(proc, timeout=15.0):
     """Waits for proc to exit; kills its whole process group on timeout."""
     try:
@@ -88,6 +98,19 @@ def stop_process(proc, timeout=15.0):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(5)
+
+
+def reap_group(pgid, grace=3.0):
+    """Waits up to grace seconds for process group pgid to empty, then
+    kills what is left of it."""
+    deadline = time.monotonic() + grace
+    try:
+        while time.monotonic() < deadline:
+            os.killpg(pgid, 0)
+            time.sleep(0.05)
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def count_files(path):
@@ -174,19 +197,19 @@ class Dovecot:
         return out.stdout.strip()
 
     def add_user(self, user, password="secret"):
-        """Adds a user; passwd-file is reread when it changes."""
+        """Adds a user. Dovecot checks passwd-file for changes at most once
+        a second, so on a running server this returns after 1.1 s."""
         self.users[user] = password
         if self.proc is not None:
             self._write_users()
+            time.sleep(1.1)
 
     def start(self):
         """Writes the config, starts dovecot in the foreground of its own
         process group and waits for its listeners. Returns lmtp_port."""
         self._prepare()
-        self.proc = subprocess.Popen(
-            [DOVECOT, "-F", "-c", self.conf], stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=open(self.log + ".stderr", "w"),
-            start_new_session=True)
+        self.proc = spawn([DOVECOT, "-F", "-c", self.conf],
+                          self.log + ".stderr")
         try:
             for port in (self.lmtp_port, self.imap_port, self.pop3_port):
                 wait_port(port, 20, self.proc)
@@ -205,8 +228,7 @@ class Dovecot:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.terminate()
         stop_process(self.proc)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        reap_group(self.proc.pid)
         self.proc = None
 
     def _prepare(self):
@@ -313,7 +335,7 @@ service stats {{
 """
 
 
-MASTER_CF = """# Written by refstack.py: no chroot, every foreign transport is error:.
+MASTER_CF = """# Written by refstack.py; nothing runs chrooted.
 {smtp_listen} inet n - n - - smtpd
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
@@ -355,6 +377,7 @@ class Postfix:
         self.hostname = hostname
         self.extra_main = dict(extra_main or {})
         self.proc = None
+        self.master_pgid = None
         self.smtp_port = None
 
     def __enter__(self):
@@ -370,12 +393,11 @@ class Postfix:
         waits for smtpd. Returns the SMTP port."""
         self._prepare()
         self._postfix("check")
-        self.proc = subprocess.Popen(
-            [POSTFIX, "-c", self.etc, "start-fg"], stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=open(self.log + ".stderr", "w"),
-            start_new_session=True)
+        self.proc = spawn([POSTFIX, "-c", self.etc, "start-fg"],
+                          self.log + ".stderr")
         try:
             wait_port(self.smtp_port, 30, self.proc)
+            self.master_pgid = self._master_pgid()
         except Exception:
             self.stop()
             raise RefstackError("postfix did not start:\n" + tail(self.log) +
@@ -392,9 +414,10 @@ class Postfix:
                            stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, timeout=30)
         stop_process(self.proc)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc = None
+        reap_group(self.proc.pid, 0)
+        if self.master_pgid is not None:
+            reap_group(self.master_pgid)
+        self.proc = self.master_pgid = None
 
     def queue_count(self):
         """Messages still in the queue (maildrop, incoming, active,
@@ -421,6 +444,18 @@ class Postfix:
         out = subprocess.run([POSTCONF, "-c", self.etc, "-h", name],
                              check=True, capture_output=True, text=True)
         return out.stdout.strip()
+
+    def _master_pgid(self):
+        """The master detaches into its own session, so its daemons are
+        not in the group of the process we started."""
+        pidfile = os.path.join(self.queue, "pid", "master.pid")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ValueError):
+                with open(pidfile) as f:
+                    return os.getpgid(int(f.read().strip()))
+            time.sleep(0.05)
+        raise RefstackError("postfix master wrote no pid file")
 
     def _postfix(self, *args):
         out = subprocess.run([POSTFIX, "-c", self.etc, *args],

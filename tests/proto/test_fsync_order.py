@@ -5,7 +5,9 @@ message file is synced in tmp/, the index commit is synced (SQLite WAL), the
 file is renamed into new/ and new/ is synced, and only then is the reply
 written to the client.
 """
+import os
 import re
+import signal
 import shutil
 import smtplib
 
@@ -36,12 +38,18 @@ def completion_lines(path):
 def test_reply_follows_fsyncs(daemon, tmp_path):
     daemon.add_user("alice@example.org")
     trace = tmp_path / "trace.txt"
-    daemon.start(wrapper=("strace", "-f", "-y", "-s", "64", "-o", str(trace),
+    daemon.start(wrapper=("strace", "-f", "-yy", "-s", "64", "-o", str(trace),
                           "-e", "trace=fsync,fdatasync,rename,renameat,"
-                          "renameat2,write,writev,sendmsg,sendto"))
+                          "renameat2,write,writev,sendmsg,sendto"),
+                  # LeakSanitizer cannot run under ptrace.
+                  env={"ASAN_OPTIONS": "detect_leaks=0"})
     with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"], timeout=30) as s:
         s.sendmail("x@r.example", ["alice@example.org"], message())
-    daemon.check_clean_exit(daemon.stop())
+    # Signal pushmaild itself; strace exits with its status.
+    pid = daemon.proc.pid
+    child = open(f"/proc/{pid}/task/{pid}/children").read().split()[0]
+    os.kill(int(child), signal.SIGTERM)
+    daemon.check_clean_exit(daemon.stop(sig=0))
 
     file_sync = wal_sync = rename = dir_sync = reply = None
     for i, text in completion_lines(trace):

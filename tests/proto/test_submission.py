@@ -69,10 +69,10 @@ def test_wrong_password(sub):
     s = smtplib.SMTP("127.0.0.1", sub.ports["submission"], timeout=20)
     s.starttls(context=insecure_context())
     with pytest.raises(smtplib.SMTPAuthenticationError) as e:
-        s.login("alice@example.org", "wrong")
+        s.login("alice@example.org", "Wr0ng-Pa55")
     assert e.value.smtp_code == 535
     s.close()
-    assert "alice-pw" not in sub.log() and "wrong" not in sub.log()
+    assert "alice-pw" not in sub.log() and "Wr0ng-Pa55" not in sub.log()
 
 
 def test_auth_cancel(sub):
