@@ -36,6 +36,9 @@ def parse_args(argv):
     p.add_argument("--protocols", default="smtp,lmtp")
     p.add_argument("--messages", type=int, help="default 5000")
     p.add_argument("--sessions", type=int, default=20)
+    p.add_argument("--pushmaild-config", action="append", default=[],
+                   metavar="KEY=VALUE",
+                   help="extra top-level line for pushmaild's config")
     p.add_argument("--users", type=int, default=100)
     p.add_argument("--size", type=int, default=4096)
     p.add_argument("--runs", type=int, help="default 3")
@@ -95,7 +98,9 @@ def run_pushmaild(args, workdir):
     """Starts a fresh pushmaild and measures each protocol against it."""
     out = {}
     addresses = benchlib.users(args.users)
-    with benchlib.Pushmaild(args.binary, workdir, addresses) as pm:
+    extra = "".join(line + "\n" for line in args.pushmaild_config)
+    with benchlib.Pushmaild(args.binary, workdir, addresses,
+                            extra_config=extra) as pm:
         for proto in args.protocols:
             port = pm.lmtp_port if proto == "lmtp" else pm.smtp_port
             out[proto] = measure(args, port, proto == "lmtp", pm.new_count)
