@@ -11,8 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth/userdb.h"
 #include "base/log.h"
 #include "cmd/cmd.h"
+#include "net/tls.h"
 
 static void
 usage(void)
@@ -63,6 +65,37 @@ cmd_lock_data_dir(const struct settings *s, int wait, char *err, size_t errlen)
 	return fd;
 }
 
+/*
+ * check-config: the file has parsed; now the users and aliases files parse
+ * and any certificate that exists loads with its key.
+ */
+static int
+check_config(const struct settings *s)
+{
+	struct userdb *db;
+	char err[1024];
+
+	db = userdb_open(s->users_file, s->aliases_file, s->postmaster,
+	    s->default_quota, err, sizeof(err));
+	if (db == NULL && access(s->users_file, F_OK) == 0) {
+		fprintf(stderr, "pushmaild: %s\n", err);
+		return 78;
+	}
+	userdb_free(&db);
+	if (access(s->tls_cert, F_OK) == 0) {
+		SSL_CTX *ctx = tls_server_ctx_new(s->tls_cert, s->tls_key, err,
+		    sizeof(err));
+
+		if (ctx == NULL) {
+			fprintf(stderr, "pushmaild: %s\n", err);
+			return 78;
+		}
+		SSL_CTX_free(ctx);
+	}
+	printf("%s: ok\n", s->config_path ? s->config_path : "(defaults)");
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -95,7 +128,7 @@ main(int argc, char **argv)
 	if (strcmp(command, "serve") == 0)
 		r = cmd_serve(&s);
 	else if (strcmp(command, "check-config") == 0)
-		r = (printf("%s: ok\n", config ? config : "(defaults)"), 0);
+		r = check_config(&s);
 	else if (strcmp(command, "user") == 0)
 		r = cmd_user(&s, argc - optind, argv + optind);
 	else if (strcmp(command, "deliver") == 0)

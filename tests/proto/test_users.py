@@ -74,3 +74,12 @@ def test_check_config(daemon, tmp_path):
                        capture_output=True)
     assert r.returncode != 0
     assert f"{bad}:5: unknown key" in r.stderr.decode()
+
+
+def test_check_config_reads_users_file(daemon):
+    daemon.add_user("alice@example.org")
+    with open(daemon.data + "/users", "a") as f:
+        f.write("not a user line\n")
+    r = daemon.cli("check-config", check=False)
+    assert r.returncode == 78
+    assert "users:2:" in r.stderr.decode()
