@@ -14,7 +14,8 @@ pytestmark = pytest.mark.skipif(shutil.which("postfix") is None and
                                 reason="needs Postfix")
 
 
-def test_postfix_relays_over_lmtp(daemon, tmp_path):
+@pytest.mark.parametrize("transport", ["lmtp", "smtp"])
+def test_postfix_relays(daemon, transport):
     daemon.add_user("alice@example.org")
     daemon.add_user("bob@example.org")
     daemon.start()
@@ -22,14 +23,20 @@ def test_postfix_relays_over_lmtp(daemon, tmp_path):
     # tmp_path (mode 0700) is out of their reach.
     pf_dir = tempfile.mkdtemp(prefix="pm-postfix-")
     try:
-        relay(daemon, pf_dir)
+        relay(daemon, pf_dir, transport)
     finally:
         shutil.rmtree(pf_dir, ignore_errors=True)
 
 
-def relay(daemon, pf_dir):
+def relay(daemon, pf_dir, transport="lmtp"):
+    extra = {}
+    if transport == "smtp":
+        # Postfix's SMTP client uses BDAT when the server offers CHUNKING.
+        extra["virtual_transport"] = \
+            f"smtp:[127.0.0.1]:{daemon.ports['smtp']}"
+        extra["smtp_tls_security_level"] = "may"
     with Postfix(pf_dir, lmtp_addr=("127.0.0.1", daemon.ports["lmtp"]),
-                 domains=["example.org"]) as pf:
+                 domains=["example.org"], extra_main=extra) as pf:
         port = pf.smtp_port
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
             s.sendmail("far@remote.example",
@@ -49,5 +56,5 @@ def relay(daemon, pf_dir):
     assert len(daemon.messages("bob@example.org")) == 1
     data = b"".join(open(f, "rb").read() for f in alice)
     assert b"Subject: via postfix" in data and b"Subject: second" in data
-    assert b"with LMTP" in data
+    assert (b"with LMTP" if transport == "lmtp" else b"with ESMTPS") in data
     assert b"Return-Path: <far@remote.example>" in data
