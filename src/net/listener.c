@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
 
@@ -18,6 +19,7 @@
 
 struct listener {
 	struct evconnlistener *evl;
+	struct event *pause; /* re-enables accepting after EMFILE */
 	listener_accept_cb cb;
 	void *arg;
 	char *unix_path;
@@ -34,13 +36,30 @@ listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 }
 
 static void
+listener_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	evconnlistener_enable(l->evl);
+}
+
+static void
 listener_on_error(struct evconnlistener *evl, void *arg)
 {
+	struct listener *l = arg;
 	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval tv = {0, 100 * 1000};
 
-	/* Running out of descriptors must not spin the loop; retry soon. */
 	log_warn("event=accept error=\"%s\"",
 	    evutil_socket_error_to_string(err));
+	/*
+	 * Out of descriptors, the pending connection stays queued and the
+	 * socket stays readable: pause instead of spinning on it.
+	 */
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		evconnlistener_disable(evl);
+		event_add(l->pause, &tv);
+	}
 }
 
 static struct listener *
@@ -63,6 +82,7 @@ listener_start(struct event_base *base, const struct sockaddr *sa,
 		return NULL;
 	}
 	evconnlistener_set_error_cb(l->evl, listener_on_error);
+	l->pause = evtimer_new(base, listener_on_resume, l);
 	return l;
 }
 
@@ -178,6 +198,7 @@ listener_free(struct listener **lp)
 	if (l == NULL)
 		return;
 	evconnlistener_free(l->evl);
+	event_free(l->pause);
 	if (l->unix_path != NULL) {
 		unlink(l->unix_path);
 		free(l->unix_path);
