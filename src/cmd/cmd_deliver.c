@@ -297,6 +297,7 @@ deliver_offline(struct deliver *d, const struct settings *s)
 		d->status = EX_TEMPFAIL_;
 		goto out;
 	}
+	store_set_fsync_mode(store, s->fsync_mode);
 	for (int i = 0; i < d->nrcpts; i++)
 		deliver_resolve(d, db, sd, d->rcpts[i]);
 	if (sd->nrcpts > 0) {

@@ -154,6 +154,7 @@ serve_store(struct serve *sv)
 		log_error("event=store error=\"%s\"", err);
 		return -1;
 	}
+	store_set_fsync_mode(sv->store, sv->s->fsync_mode);
 	store_set_change_cb(sv->store, serve_on_change, sv);
 	return 0;
 }

@@ -30,6 +30,7 @@ settings_defaults(struct settings *s)
 	s->smtp_timeout = 300;
 	s->smtp_data_timeout = 180;
 	s->io_threads = 4;
+	s->fsync_mode = STORE_FSYNC_SYNCFS;
 	s->auth_threads = 2;
 	s->auth_queue = 1000;
 }
@@ -118,6 +119,21 @@ settings_top_numbers(struct settings *s, struct config *cfg, char *err,
 }
 
 static int
+settings_fsync_mode(struct settings *s, struct config *cfg, char *err,
+    size_t errlen)
+{
+	struct config_entry *e = config_get(&cfg->sections[0], "fsync_mode");
+
+	if (e != NULL && store_fsync_mode_parse(e->value, &s->fsync_mode) < 0) {
+		snprintf(err, errlen,
+		    "%s:%d: fsync_mode: expected syncfs or file", cfg->path,
+		    e->line);
+		return -1;
+	}
+	return 0;
+}
+
+static int
 settings_top(struct settings *s, struct config *cfg, char *err, size_t errlen)
 {
 	struct config_section *top = &cfg->sections[0];
@@ -152,6 +168,8 @@ settings_top(struct settings *s, struct config *cfg, char *err, size_t errlen)
 	}
 	if ((e = config_get(top, "auth_allow_plaintext")) != NULL &&
 	    config_bool(cfg, e, &s->auth_allow_plaintext, err, errlen) < 0)
+		return -1;
+	if (settings_fsync_mode(s, cfg, err, errlen) < 0)
 		return -1;
 	return settings_top_numbers(s, cfg, err, errlen);
 }

@@ -11,6 +11,7 @@
 
 #include "base/log.h"
 #include "smtp/smtp_server.h"
+#include "store/store.h"
 
 enum settings_tls {
 	SETTINGS_TLS_NONE,
@@ -47,6 +48,7 @@ struct settings {
 	int bare_lf_normalize;
 	int auth_allow_plaintext;
 	uint64_t io_threads;
+	enum store_fsync_mode fsync_mode; /* how deliveries reach the disk */
 	uint64_t auth_threads;
 	uint64_t auth_queue;
 	struct settings_listener *listeners;

@@ -4,6 +4,7 @@
  * special-use mailboxes, and the synchronous read helpers for tools.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,10 +65,18 @@ store_new(struct event_base *base, struct worker_pool *io, const char *dir,
 		return NULL;
 	}
 	store = xcalloc(1, sizeof(*store));
+	store->root_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (store->root_fd < 0) {
+		snprintf(err, errlen, "open %s: %s", dir, strerror(errno));
+		free(store);
+		return NULL;
+	}
 	store->base = base;
 	store->io = io;
 	store->dir = xstrdup(dir);
+	store->fsync_mode = STORE_FSYNC_SYNCFS;
 	TAILQ_INIT(&store->lru);
+	TAILQ_INIT(&store->waiting);
 	store_host_init(store);
 	return store;
 }
@@ -92,10 +101,29 @@ store_free(struct store **storep)
 			free(u);
 		}
 	}
+	close(store->root_fd);
 	free(store->fail_user);
 	free(store->dir);
 	free(store);
 	*storep = NULL;
+}
+
+void
+store_set_fsync_mode(struct store *store, enum store_fsync_mode mode)
+{
+	store->fsync_mode = mode;
+}
+
+int
+store_fsync_mode_parse(const char *s, enum store_fsync_mode *out)
+{
+	if (strcmp(s, "syncfs") == 0)
+		*out = STORE_FSYNC_SYNCFS;
+	else if (strcmp(s, "file") == 0)
+		*out = STORE_FSYNC_FILE;
+	else
+		return -1;
+	return 0;
 }
 
 void
@@ -309,6 +337,19 @@ uint64_t
 store_commit_count(struct store *store)
 {
 	return atomic_load(&store->commits);
+}
+
+uint64_t
+store_batch_count(struct store *store)
+{
+	return store->batches;
+}
+
+void
+store_test_fail_barrier(struct store *store, int barrier, int err)
+{
+	if (barrier == 1 || barrier == 2)
+		store->fail_barrier[barrier - 1] = err;
 }
 
 void

@@ -1,6 +1,6 @@
 /*
  * The mail store: per user, a Maildir++ tree holding the message files and a
- * SQLite index (WAL, synchronous=FULL) holding what IMAP needs exactly
+ * SQLite index (WAL) holding what IMAP needs exactly
  * (UIDVALIDITY, UIDNEXT, MODSEQ, flags, keywords, cached envelope and body
  * structure, tombstones, subscriptions, special-use, quota usage). All disk
  * work runs on the I/O worker pool; results and change events come back on
@@ -29,6 +29,20 @@ enum store_status {
 	STORE_ERR_QUOTA,   /* the message would exceed the user's quota */
 	STORE_ERR_NOSPACE, /* the disk is full (ENOSPC, EDQUOT) */
 	STORE_ERR_IO,      /* any other I/O or SQLite failure */
+};
+
+/*
+ * How a delivery batch is made durable before its replies. SYNCFS (the
+ * default): files are written without a sync, one syncfs(2) on the store's
+ * file system makes every file of the batch durable, index rows commit with
+ * synchronous=NORMAL, and a second syncfs makes the renames and the WAL
+ * durable. FILE: each file is fdatasynced, each user's rows commit with
+ * synchronous=FULL, and new/ is fsynced once per user per batch; for a store
+ * spread over several file systems (a user directory mounted apart).
+ */
+enum store_fsync_mode {
+	STORE_FSYNC_SYNCFS = 0,
+	STORE_FSYNC_FILE,
 };
 
 enum store_change_kind {
@@ -93,6 +107,19 @@ struct store_delivery {
 struct store *store_new(struct event_base *base, struct worker_pool *io,
     const char *dir, char *err, size_t errlen);
 
+/*
+ * Chooses how deliveries are made durable (see enum store_fsync_mode). Call
+ * on the loop thread before the first store_deliver(); the default is
+ * STORE_FSYNC_SYNCFS.
+ */
+void store_set_fsync_mode(struct store *store, enum store_fsync_mode mode);
+
+/*
+ * Parses a config value: "syncfs" or "file". Returns 0, or -1 for anything
+ * else.
+ */
+int store_fsync_mode_parse(const char *s, enum store_fsync_mode *out);
+
 /* Waits for every pending operation to complete, then frees the store. */
 void store_free(struct store **store);
 
@@ -107,13 +134,17 @@ void store_set_change_cb(struct store *store, store_change_cb cb, void *arg);
 int store_recover(struct store *store, char *err, size_t errlen);
 
 /*
- * Delivers d. Each recipient's file (with Return-Path and Delivered-To
- * prepended) is written to tmp/ and synced, the index row committed, the
- * file renamed into new/ and the directory synced; then the change callback
- * fires per message, then d->done. Concurrent deliveries share commits and
- * directory syncs. With all_or_none, a failure for one recipient leaves none
- * stored and every status reports it. The store owns d until d->done, which
- * never runs before this returns.
+ * Delivers d. Deliveries are worked in batches, one batch in flight at a
+ * time; deliveries arriving meanwhile form the next batch, which starts as
+ * soon as the current one ends. Per batch: each recipient's file (with
+ * Return-Path and Delivered-To prepended) is written to tmp/, the files are
+ * made durable, each user's index rows commit in one transaction, the files
+ * are renamed into new/, the renames and rows are made durable; then the
+ * change callback fires per stored message, then each delivery's d->done.
+ * A recipient reports STORE_OK only when its file, directory entry and row
+ * are on disk. With all_or_none, a staging failure for one recipient leaves
+ * none stored and every status reports it. The store owns d until d->done,
+ * which never runs before this returns.
  */
 void store_deliver(struct store *store, struct store_delivery *d);
 
@@ -149,10 +180,13 @@ int store_mailbox_status(struct store *store, const char *user,
     const char *mailbox, struct store_mailbox_status *out);
 
 /*
- * Index transactions committed by deliveries since store_new(); deliveries
- * that were pending together for one user share one. For tests and metrics.
+ * Index transactions committed by deliveries since store_new(): one per
+ * user per batch. For tests and metrics.
  */
 uint64_t store_commit_count(struct store *store);
+
+/* Delivery batches started since store_new(). For tests and metrics. */
+uint64_t store_batch_count(struct store *store);
 
 /*
  * Test hook: from now on, writing a message file into user's tmp/ fails as
@@ -160,5 +194,12 @@ uint64_t store_commit_count(struct store *store);
  * turns it off. Call on the loop thread while no delivery is pending.
  */
 void store_test_fail_writes(struct store *store, const char *user, int err);
+
+/*
+ * Test hook: from now on, barrier (1: after staging, 2: after the renames)
+ * fails as if syncfs(2) had failed with err, in mode STORE_FSYNC_SYNCFS.
+ * err 0 turns it off. Call on the loop thread while no delivery is pending.
+ */
+void store_test_fail_barrier(struct store *store, int barrier, int err);
 
 #endif

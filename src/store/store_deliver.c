@@ -1,10 +1,11 @@
 /*
- * The delivery pipeline (DESIGN.md, "The path of one message"): parse once,
- * stage each recipient's file in tmp/ with its RFC 5321 section 4.4
- * Return-Path and a Delivered-To field, commit the index rows, rename into
- * new/ and sync the directory, then report on the loop thread. Work for one
- * user runs as one job at a time; what queues up meanwhile forms the next
- * batch, which shares one transaction and one directory sync.
+ * The delivery pipeline (DESIGN.md, "The path of one message") as a group
+ * commit across users: one batch in flight at a time, and what arrives
+ * meanwhile forms the next. A batch stages each recipient's file in tmp/
+ * (with the RFC 5321 section 4.4 Return-Path and a Delivered-To field),
+ * makes the files durable, commits each user's rows in one transaction,
+ * renames the files into new/, makes that durable, then reports on the loop
+ * thread. Phases run one after another; within one, one job per user.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -19,24 +20,30 @@
 #include "store/store_int.h"
 
 enum store_op {
-	STORE_OP_STAGE,  /* quota check, write and sync tmp/ file */
-	STORE_OP_COMMIT, /* index row, rename into new/ */
-	STORE_OP_ABORT,  /* unlink the staged file */
+	STORE_OP_COMMIT, /* staged and wanted: row, rename into new/ */
+	STORE_OP_ABORT,  /* failed or refused: unlink a staged file */
 };
 
-struct store_djob;
+enum store_phase {
+	STORE_PHASE_STAGE,    /* per user: quota check, write tmp/ files */
+	STORE_PHASE_BARRIER1, /* one syncfs: staged files durable */
+	STORE_PHASE_COMMIT,   /* per user: rows, renames into new/ */
+	STORE_PHASE_BARRIER2, /* one syncfs: rows and renames durable */
+};
 
-/* One recipient of a delivery, queued on its user. */
+/* One recipient of a delivery, queued on its user for the batch. */
 struct store_item {
 	struct store_djob *job;
 	size_t idx; /* in job->d->rcpts */
 	struct store_user *user;
 	enum store_op op;
+	int parse; /* this item's stage job parses the message */
 	char *prefix;
 	char *unique;
 	char *file; /* final base name once committed */
 	uint64_t size;
-	int staged;
+	int staged;    /* the file is in tmp/ and ours to remove */
+	int committed; /* the row is committed */
 	enum store_status status;
 	int64_t mailbox_id;
 	uint32_t uidvalidity;
@@ -50,19 +57,344 @@ struct store_djob {
 	struct store_delivery *d;
 	struct mime_info mime;
 	struct store_item *items;
-	size_t outstanding;
+	TAILQ_ENTRY(store_djob) link;
 };
 
-/* The items one job takes for one user. */
+/* The work for one user in a phase; its items are user->pending. */
+struct store_ujob {
+	struct store_batch *b;
+	struct store_user *user;
+	sqlite3 *close_db; /* a handle evicted from the cache, to close */
+	int64_t mailbox_id;
+	uint32_t uidvalidity;
+};
+
 struct store_batch {
 	struct store *store;
-	struct store_user *user;
-	struct store_item_list items;
-	sqlite3 *close_db;
+	struct store_djob_list jobs;
+	struct store_ujob *ujobs;
+	size_t nujobs;
+	enum store_phase phase;
+	size_t running; /* jobs of the phase not yet done */
 };
 
-static void store_deliver_kick(struct store *store, struct store_user *u);
+/* A job the pool refused, submitted again shortly. */
+struct store_retry {
+	struct store *store;
+	worker_run_cb run;
+	worker_done_cb done;
+	void *arg;
+};
 
+static void store_batch_phase(struct store_batch *b, enum store_phase phase);
+static void store_batch_start(struct store *store);
+
+static char *
+store_deliver_tmp_path(struct store_item *it)
+{
+	return xasprintf("%s/tmp/%s", it->user->dir, it->unique);
+}
+
+/* Worker: removes a staged file that will not be committed. */
+static void
+store_deliver_unstage(struct store_item *it)
+{
+	char *path = store_deliver_tmp_path(it);
+
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_error("event=deliver user=%s op=unlink error=\"%s\"",
+		    it->user->name, strerror(errno));
+	free(path);
+	it->staged = 0;
+}
+
+/* Worker: quota check and tmp/ file for one item; usage counts staging. */
+static void
+store_deliver_stage_one(struct store *store, struct store_item *it,
+    uint64_t *usage)
+{
+	struct store_delivery *d = it->job->d;
+	struct store_rcpt *r = &d->rcpts[it->idx];
+	char *path, q[160];
+	int err = 0;
+
+	if (r->quota > 0 && *usage + it->size > r->quota) {
+		log_info("event=deliver user=%s status=quota size=%llu",
+		    it->user->name, (unsigned long long)it->size);
+		it->status = STORE_ERR_QUOTA;
+		return;
+	}
+	path = store_deliver_tmp_path(it);
+	if (store->fail_user != NULL &&
+	    strcmp(store->fail_user, it->user->name) == 0)
+		err = store->fail_errno;
+	else if (store_maildir_write(path, it->prefix, d->data, d->len,
+	             store->fsync_mode == STORE_FSYNC_FILE) < 0)
+		err = errno;
+	if (err != 0) {
+		log_error("event=deliver user=%s op=write file=%s error=\"%s\"",
+		    it->user->name, log_quote(q, sizeof(q), path, strlen(path)),
+		    strerror(err));
+		it->status = store_maildir_errno_status(err);
+	} else {
+		it->staged = 1;
+		*usage += it->size;
+	}
+	free(path);
+}
+
+/* Worker, stage phase: the one job for uj->user. */
+static void
+store_deliver_stage_run(void *arg)
+{
+	struct store_ujob *uj = arg;
+	struct store_user *u = uj->user;
+	struct store_mailbox mb = {0};
+	struct store_item *it;
+	uint64_t usage = 0;
+
+	store_index_close(&uj->close_db);
+	TAILQ_FOREACH(it, &u->pending, link)
+		if (it->parse)
+			mime_parse(it->job->d->data, it->job->d->len,
+			    &it->job->mime);
+	if ((u->db == NULL && store_user_open(u->dir, &u->db) < 0) ||
+	    store_index_mailbox_find(u->db, "INBOX", &mb) < 0 ||
+	    store_index_usage(u->db, &usage) < 0) {
+		TAILQ_FOREACH(it, &u->pending, link)
+			it->status = STORE_ERR_IO;
+		store_index_mailbox_deinit(&mb);
+		return;
+	}
+	uj->mailbox_id = mb.id;
+	uj->uidvalidity = mb.uidvalidity;
+	store_index_mailbox_deinit(&mb);
+	TAILQ_FOREACH(it, &u->pending, link)
+		store_deliver_stage_one(uj->b->store, it, &usage);
+}
+
+/* Worker: inserts the rows of uj's COMMIT items in one transaction. */
+static int
+store_deliver_insert(struct store_ujob *uj)
+{
+	sqlite3 *db = uj->user->db;
+	struct store_item *it;
+
+	if (store_index_begin(db) < 0)
+		return -1;
+	TAILQ_FOREACH(it, &uj->user->pending, link) {
+		struct store_msg m = {
+		    .mailbox_id = uj->mailbox_id,
+		    .unique = it->unique,
+		    .size = it->size,
+		    .internaldate = it->job->d->internaldate,
+		    .prefix_len = strlen(it->prefix),
+		    .mime = &it->job->mime,
+		};
+
+		if (it->op != STORE_OP_COMMIT)
+			continue;
+		if (store_index_message_add(db, &m) < 0) {
+			free(m.file);
+			store_index_rollback(db);
+			return -1;
+		}
+		it->file = m.file;
+		it->uid = m.uid;
+		it->modseq = m.modseq;
+		it->mailbox_id = uj->mailbox_id;
+		it->uidvalidity = uj->uidvalidity;
+	}
+	if (store_index_commit(db) < 0) {
+		store_index_rollback(db);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Worker: commits uj's rows. In syncfs mode the connection commits with
+ * synchronous=NORMAL (barrier 2 makes the WAL durable) and goes back to
+ * FULL for every other writer; a handle that cannot go back is closed.
+ */
+static int
+store_deliver_rows(struct store_ujob *uj)
+{
+	struct store_user *u = uj->user;
+	int relaxed = uj->b->store->fsync_mode == STORE_FSYNC_SYNCFS;
+	struct store_item *it;
+	int r;
+
+	if (relaxed && store_index_set_full_sync(u->db, 0) < 0)
+		return -1;
+	r = store_deliver_insert(uj);
+	if (relaxed && store_index_set_full_sync(u->db, 1) < 0)
+		store_index_close(&u->db);
+	if (r < 0)
+		return -1;
+	atomic_fetch_add(&uj->b->store->commits, 1);
+	TAILQ_FOREACH(it, &u->pending, link)
+		it->committed = it->op == STORE_OP_COMMIT;
+	return 0;
+}
+
+/*
+ * Worker: moves committed files into new/; in file mode syncs new/ once. A
+ * failed rename or sync reports the item STORE_ERR_IO although its row
+ * stays: store_recover() puts the file in place at the next start, and the
+ * client, told to retry, may store it twice rather than lose it.
+ */
+static void
+store_deliver_place(struct store_ujob *uj)
+{
+	struct store_user *u = uj->user;
+	char *newdir = xasprintf("%s/new", u->dir);
+	struct store_item *it;
+	int moved = 0;
+
+	TAILQ_FOREACH(it, &u->pending, link) {
+		char *from, *to;
+
+		if (!it->committed)
+			continue;
+		from = store_deliver_tmp_path(it);
+		to = xasprintf("%s/%s", newdir, it->file);
+		if (rename(from, to) < 0) {
+			log_error("event=deliver user=%s op=rename error=\"%s\"",
+			    u->name, strerror(errno));
+			it->status = STORE_ERR_IO;
+		} else {
+			moved++;
+		}
+		it->staged = 0;
+		free(from);
+		free(to);
+	}
+	if (moved > 0 && uj->b->store->fsync_mode == STORE_FSYNC_FILE &&
+	    store_maildir_fsync_dir(newdir) < 0) {
+		log_error("event=deliver user=%s op=fsync error=\"%s\"",
+		    u->name, strerror(errno));
+		TAILQ_FOREACH(it, &u->pending, link)
+			if (it->committed)
+				it->status = STORE_ERR_IO;
+	}
+	free(newdir);
+}
+
+/* Worker, commit phase: the one job for uj->user. */
+static void
+store_deliver_commit_run(void *arg)
+{
+	struct store_ujob *uj = arg;
+	struct store_item *it;
+	int any = 0;
+
+	TAILQ_FOREACH(it, &uj->user->pending, link) {
+		if (it->op == STORE_OP_ABORT && it->staged)
+			store_deliver_unstage(it);
+		any |= it->op == STORE_OP_COMMIT;
+	}
+	if (!any)
+		return;
+	if (store_deliver_rows(uj) == 0) {
+		store_deliver_place(uj);
+		return;
+	}
+	TAILQ_FOREACH(it, &uj->user->pending, link) {
+		if (it->op != STORE_OP_COMMIT)
+			continue;
+		store_deliver_unstage(it);
+		it->status = STORE_ERR_IO;
+	}
+}
+
+/* Worker: one syncfs(2) of the store's file system; 0 or an errno. */
+static int
+store_deliver_syncfs(struct store *store, int barrier)
+{
+	int err = store->fail_barrier[barrier - 1];
+
+	if (err == 0 && syncfs(store->root_fd) < 0)
+		err = errno;
+	if (err != 0)
+		log_error("event=deliver op=syncfs barrier=%d error=\"%s\"",
+		    barrier, strerror(err));
+	return err;
+}
+
+/*
+ * Worker, barrier phases (syncfs mode). When barrier 1 fails, every staged
+ * file is removed and its item fails; when barrier 2 fails, every
+ * committed item fails (its row and file may yet be on disk: see
+ * store_deliver_place()).
+ */
+static void
+store_deliver_barrier_run(void *arg)
+{
+	struct store_batch *b = arg;
+	int first = b->phase == STORE_PHASE_BARRIER1;
+	struct store_djob *job;
+	int err;
+
+	err = store_deliver_syncfs(b->store, first ? 1 : 2);
+	if (err == 0)
+		return;
+	TAILQ_FOREACH(job, &b->jobs, link) {
+		for (size_t i = 0; i < job->d->nrcpts; i++) {
+			struct store_item *it = &job->items[i];
+
+			if (first && it->staged) {
+				store_deliver_unstage(it);
+				it->status = store_maildir_errno_status(err);
+			} else if (!first && it->committed) {
+				it->status = STORE_ERR_IO;
+			}
+		}
+	}
+}
+
+/*
+ * Loop thread, after barrier 1: with all_or_none and any recipient failed,
+ * every recipient gets the first error and staged files are aborted.
+ */
+static void
+store_deliver_settle(struct store_djob *job)
+{
+	enum store_status first = STORE_OK;
+	size_t n = job->d->nrcpts;
+
+	for (size_t i = 0; i < n && first == STORE_OK; i++)
+		first = job->items[i].status;
+	for (size_t i = 0; i < n; i++) {
+		struct store_item *it = &job->items[i];
+
+		if (job->d->all_or_none && first != STORE_OK)
+			it->status = first;
+		it->op =
+		    it->status == STORE_OK ? STORE_OP_COMMIT : STORE_OP_ABORT;
+	}
+}
+
+static void
+store_deliver_announce(struct store *store, struct store_item *it)
+{
+	struct store_change c = {
+	    .kind = STORE_CHANGE_NEW,
+	    .user = it->user->name,
+	    .mailbox = "INBOX",
+	    .mailbox_id = it->mailbox_id,
+	    .uidvalidity = it->uidvalidity,
+	    .uid = it->uid,
+	    .modseq = it->modseq,
+	    .flags = 0,
+	    .size = it->size,
+	};
+
+	if (store->change_cb != NULL)
+		store->change_cb(&c, store->change_arg);
+}
+
+/* Loop thread: reports one delivery and frees what the store added. */
 static void
 store_deliver_finish(struct store_djob *job)
 {
@@ -85,409 +417,241 @@ store_deliver_finish(struct store_djob *job)
 	d->done(d, d->arg);
 }
 
-static void
-store_deliver_enqueue(struct store_item *it, enum store_op op)
-{
-	it->op = op;
-	TAILQ_INSERT_TAIL(&it->user->pending, it, link);
-	it->job->outstanding++;
-}
-
-static void
-store_deliver_kick_all(struct store_djob *job)
-{
-	for (size_t i = 0; i < job->d->nrcpts; i++)
-		if (job->items[i].user != NULL)
-			store_deliver_kick(job->store, job->items[i].user);
-}
-
-/* Loop thread, after the parse: every valid recipient gets staged. */
-static void
-store_deliver_parsed(void *arg)
-{
-	struct store_djob *job = arg;
-
-	for (size_t i = 0; i < job->d->nrcpts; i++)
-		if (job->items[i].user != NULL)
-			store_deliver_enqueue(&job->items[i], STORE_OP_STAGE);
-	if (job->outstanding == 0) {
-		store_deliver_finish(job);
-		return;
-	}
-	store_deliver_kick_all(job);
-}
-
 /*
- * Loop thread, once every recipient is staged (or refused): commit the
- * staged ones, or with all_or_none and any failure, abort them all.
+ * Loop thread, after barrier 2: releases the users, announces every stored
+ * message, then completes each delivery, then starts the next batch.
  */
 static void
-store_deliver_staged(struct store_djob *job)
+store_batch_finish(struct store_batch *b)
 {
-	enum store_status first = STORE_OK;
-	size_t n = job->d->nrcpts;
-
-	for (size_t i = 0; i < n && first == STORE_OK; i++)
-		first = job->items[i].status;
-	for (size_t i = 0; i < n; i++) {
-		struct store_item *it = &job->items[i];
-
-		if (job->d->all_or_none && first != STORE_OK) {
-			it->status = first;
-			if (it->staged)
-				store_deliver_enqueue(it, STORE_OP_ABORT);
-		} else if (it->status == STORE_OK) {
-			store_deliver_enqueue(it, STORE_OP_COMMIT);
-		}
-	}
-	if (job->outstanding == 0) {
-		store_deliver_finish(job);
-		return;
-	}
-	store_deliver_kick_all(job);
-}
-
-static void
-store_deliver_announce(struct store *store, struct store_item *it)
-{
-	struct store_change c = {
-	    .kind = STORE_CHANGE_NEW,
-	    .user = it->user->name,
-	    .mailbox = "INBOX",
-	    .mailbox_id = it->mailbox_id,
-	    .uidvalidity = it->uidvalidity,
-	    .uid = it->uid,
-	    .modseq = it->modseq,
-	    .flags = 0,
-	    .size = it->size,
-	};
-
-	if (store->change_cb != NULL)
-		store->change_cb(&c, store->change_arg);
-}
-
-/* Loop thread: one item's op has completed. */
-static void
-store_deliver_item_done(struct store *store, struct store_item *it)
-{
-	struct store_djob *job = it->job;
-
-	if (it->op == STORE_OP_COMMIT && it->status == STORE_OK)
-		store_deliver_announce(store, it);
-	if (--job->outstanding > 0)
-		return;
-	if (it->op == STORE_OP_STAGE)
-		store_deliver_staged(job);
-	else
-		store_deliver_finish(job);
-}
-
-static char *
-store_deliver_tmp_path(struct store_item *it)
-{
-	return xasprintf("%s/tmp/%s", it->user->dir, it->unique);
-}
-
-static void
-store_deliver_stage_one(struct store_batch *b, struct store_item *it,
-    uint64_t usage)
-{
-	struct store_delivery *d = it->job->d;
-	struct store_rcpt *r = &d->rcpts[it->idx];
-	char *path, q[160];
-	int err = 0;
-
-	if (r->quota > 0 && usage + b->user->reserved + it->size > r->quota) {
-		log_info("event=deliver user=%s status=quota size=%llu",
-		    b->user->name, (unsigned long long)it->size);
-		it->status = STORE_ERR_QUOTA;
-		return;
-	}
-	path = store_deliver_tmp_path(it);
-	if (b->store->fail_user != NULL &&
-	    strcmp(b->store->fail_user, b->user->name) == 0)
-		err = b->store->fail_errno;
-	else if (store_maildir_write(path, it->prefix, d->data, d->len) < 0)
-		err = errno;
-	if (err != 0) {
-		log_error("event=deliver user=%s op=write file=%s error=\"%s\"",
-		    b->user->name, log_quote(q, sizeof(q), path, strlen(path)),
-		    strerror(err));
-		it->status = store_maildir_errno_status(err);
-	} else {
-		it->staged = 1;
-		it->status = STORE_OK;
-		b->user->reserved += it->size;
-	}
-	free(path);
-}
-
-static void
-store_deliver_unstage(struct store_batch *b, struct store_item *it)
-{
-	char *path = store_deliver_tmp_path(it);
-
-	if (unlink(path) < 0 && errno != ENOENT)
-		log_error("event=deliver user=%s op=unlink error=\"%s\"",
-		    b->user->name, strerror(errno));
-	free(path);
-	b->user->reserved -= it->size;
-	it->staged = 0;
-}
-
-/* Worker: inserts every COMMIT item's row in one transaction. */
-static int
-store_deliver_rows(struct store_batch *b, const struct store_mailbox *mb)
-{
-	sqlite3 *db = b->user->db;
-	struct store_item *it;
-
-	if (store_index_begin(db) < 0)
-		return -1;
-	TAILQ_FOREACH(it, &b->items, link) {
-		struct store_msg m = {
-		    .mailbox_id = mb->id,
-		    .unique = it->unique,
-		    .size = it->size,
-		    .internaldate = it->job->d->internaldate,
-		    .prefix_len = strlen(it->prefix),
-		    .mime = &it->job->mime,
-		};
-
-		if (it->op != STORE_OP_COMMIT)
-			continue;
-		if (store_index_message_add(db, &m) < 0) {
-			free(m.file);
-			store_index_rollback(db);
-			return -1;
-		}
-		it->file = m.file;
-		it->uid = m.uid;
-		it->modseq = m.modseq;
-		it->mailbox_id = mb->id;
-		it->uidvalidity = mb->uidvalidity;
-	}
-	if (store_index_commit(db) < 0) {
-		store_index_rollback(db);
-		return -1;
-	}
-	atomic_fetch_add(&b->store->commits, 1);
-	return 0;
-}
-
-/*
- * Worker: moves committed files into new/ and syncs it once. A failed
- * rename or sync leaves a committed row whose file is still durable in
- * tmp/ or new/, which store_recover() puts in place: the message is not
- * lost, so the status stays STORE_OK.
- */
-static void
-store_deliver_place(struct store_batch *b)
-{
-	char *newdir = xasprintf("%s/new", b->user->dir);
-	struct store_item *it;
-
-	TAILQ_FOREACH(it, &b->items, link) {
-		char *from, *to;
-
-		if (it->op != STORE_OP_COMMIT || it->status != STORE_OK)
-			continue;
-		from = store_deliver_tmp_path(it);
-		to = xasprintf("%s/%s", newdir, it->file);
-		if (rename(from, to) < 0)
-			log_error("event=deliver user=%s op=rename error=\"%s\"",
-			    b->user->name, strerror(errno));
-		b->user->reserved -= it->size;
-		it->staged = 0;
-		free(from);
-		free(to);
-	}
-	if (store_maildir_fsync_dir(newdir) < 0)
-		log_error("event=deliver user=%s op=fsync error=\"%s\"",
-		    b->user->name, strerror(errno));
-	free(newdir);
-}
-
-static void
-store_deliver_commit(struct store_batch *b, const struct store_mailbox *mb)
-{
-	struct store_item *it;
-	int any = 0;
-
-	TAILQ_FOREACH(it, &b->items, link)
-		any |= it->op == STORE_OP_COMMIT;
-	if (!any)
-		return;
-	if (store_deliver_rows(b, mb) == 0) {
-		store_deliver_place(b);
-		return;
-	}
-	TAILQ_FOREACH(it, &b->items, link) {
-		if (it->op != STORE_OP_COMMIT)
-			continue;
-		store_deliver_unstage(b, it);
-		it->status = STORE_ERR_IO;
-	}
-}
-
-/* Worker: fails every item of a batch whose index cannot be opened. */
-static void
-store_deliver_fail_all(struct store_batch *b)
-{
-	struct store_item *it;
-
-	TAILQ_FOREACH(it, &b->items, link) {
-		if (it->op != STORE_OP_STAGE)
-			store_deliver_unstage(b, it);
-		if (it->op != STORE_OP_ABORT)
-			it->status = STORE_ERR_IO;
-	}
-}
-
-/* Worker: the one job that holds b->user. */
-static void
-store_deliver_batch_run(void *arg)
-{
-	struct store_batch *b = arg;
-	struct store_user *u = b->user;
-	struct store_mailbox mb = {0};
-	struct store_item *it;
-	uint64_t usage = 0;
-
-	store_index_close(&b->close_db);
-	if ((u->db == NULL && store_user_open(u->dir, &u->db) < 0) ||
-	    store_index_mailbox_find(u->db, "INBOX", &mb) < 0 ||
-	    store_index_usage(u->db, &usage) < 0) {
-		store_deliver_fail_all(b);
-		store_index_mailbox_deinit(&mb);
-		return;
-	}
-	TAILQ_FOREACH(it, &b->items, link) {
-		if (it->op == STORE_OP_STAGE)
-			store_deliver_stage_one(b, it, usage);
-		else if (it->op == STORE_OP_ABORT)
-			store_deliver_unstage(b, it);
-	}
-	store_deliver_commit(b, &mb);
-	store_index_mailbox_deinit(&mb);
-}
-
-static void
-store_deliver_batch_done(void *arg)
-{
-	struct store_batch *b = arg;
 	struct store *store = b->store;
-	struct store_user *u = b->user;
-	struct store_item *it;
+	struct store_djob *job;
 
-	u->busy = 0;
-	store_user_handle_failed(store, u);
-	while ((it = TAILQ_FIRST(&b->items)) != NULL) {
-		TAILQ_REMOVE(&b->items, it, link);
-		store_deliver_item_done(store, it);
+	for (size_t i = 0; i < b->nujobs; i++) {
+		struct store_user *u = b->ujobs[i].user;
+
+		u->busy = 0;
+		TAILQ_INIT(&u->pending);
+		store_user_handle_failed(store, u);
 	}
+	TAILQ_FOREACH(job, &b->jobs, link) {
+		for (size_t i = 0; i < job->d->nrcpts; i++)
+			if (job->items[i].committed &&
+			    job->items[i].status == STORE_OK)
+				store_deliver_announce(store, &job->items[i]);
+	}
+	while ((job = TAILQ_FIRST(&b->jobs)) != NULL) {
+		TAILQ_REMOVE(&b->jobs, job, link);
+		store_deliver_finish(job);
+	}
+	free(b->ujobs);
 	free(b);
-	store_deliver_kick(store, u);
+	store->batch = NULL;
+	store_batch_start(store);
 }
 
-/* The pool refused the job: the batch fails without touching the disk. */
+/* Loop thread: every job of the current phase is done. */
 static void
-store_deliver_batch_refused(evutil_socket_t fd, short what, void *arg)
+store_batch_phase_done(struct store_batch *b)
+{
+	struct store_djob *job;
+
+	switch (b->phase) {
+	case STORE_PHASE_STAGE:
+		store_batch_phase(b, STORE_PHASE_BARRIER1);
+		break;
+	case STORE_PHASE_BARRIER1:
+		TAILQ_FOREACH(job, &b->jobs, link)
+			store_deliver_settle(job);
+		store_batch_phase(b, STORE_PHASE_COMMIT);
+		break;
+	case STORE_PHASE_COMMIT:
+		store_batch_phase(b, STORE_PHASE_BARRIER2);
+		break;
+	case STORE_PHASE_BARRIER2:
+		store_batch_finish(b);
+		break;
+	}
+}
+
+static void
+store_batch_job_done(void *arg)
 {
 	struct store_batch *b = arg;
-	struct store_item *it;
 
-	store_index_close(&b->close_db);
-	TAILQ_FOREACH(it, &b->items, link)
-		if (it->op != STORE_OP_ABORT)
-			it->status = STORE_ERR_IO;
-	store_deliver_batch_done(b);
+	if (--b->running == 0)
+		store_batch_phase_done(b);
 }
 
-/* Starts a job for u when it is idle and has work queued. */
 static void
-store_deliver_kick(struct store *store, struct store_user *u)
+store_batch_ujob_done(void *arg)
 {
-	struct store_batch *b;
+	struct store_ujob *uj = arg;
+
+	store_batch_job_done(uj->b);
+}
+
+static void
+store_batch_deferred(evutil_socket_t fd, short what, void *arg)
+{
+	store_batch_phase_done(arg);
+}
+
+static void
+store_batch_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct store_retry *r = arg;
+	struct timeval later = {0, 1000};
+
+	if (worker_pool_submit(r->store->io, r->run, r->done, r->arg) == 0)
+		free(r);
+	else
+		event_base_once(r->store->base, -1, EV_TIMEOUT,
+		    store_batch_retry, r, &later);
+}
+
+/*
+ * Queues one job of the current phase. A refused job is retried shortly:
+ * failing it instead would leave staged files behind or lie about rows.
+ */
+static void
+store_batch_submit(struct store_batch *b, worker_run_cb run,
+    worker_done_cb done, void *arg)
+{
+	struct store_retry *r;
+	struct timeval later = {0, 1000};
+
+	b->running++;
+	if (worker_pool_submit(b->store->io, run, done, arg) == 0)
+		return;
+	log_error("event=deliver error=\"worker queue full\" action=retry");
+	r = xcalloc(1, sizeof(*r));
+	r->store = b->store;
+	r->run = run;
+	r->done = done;
+	r->arg = arg;
+	event_base_once(b->store->base, -1, EV_TIMEOUT, store_batch_retry, r,
+	    &later);
+}
+
+/*
+ * Loop thread: starts a phase's jobs. A phase without jobs completes on a
+ * later loop turn, so that no callback runs inside store_deliver().
+ */
+static void
+store_batch_phase(struct store_batch *b, enum store_phase phase)
+{
+	int syncfs_mode = b->store->fsync_mode == STORE_FSYNC_SYNCFS;
 	struct timeval now = {0, 0};
 
-	if (u->busy || TAILQ_EMPTY(&u->pending))
+	b->phase = phase;
+	b->running = 0;
+	for (size_t i = 0; i < b->nujobs; i++) {
+		if (phase == STORE_PHASE_STAGE)
+			store_batch_submit(b, store_deliver_stage_run,
+			    store_batch_ujob_done, &b->ujobs[i]);
+		else if (phase == STORE_PHASE_COMMIT)
+			store_batch_submit(b, store_deliver_commit_run,
+			    store_batch_ujob_done, &b->ujobs[i]);
+	}
+	if (syncfs_mode && b->nujobs > 0 &&
+	    (phase == STORE_PHASE_BARRIER1 || phase == STORE_PHASE_BARRIER2))
+		store_batch_submit(b, store_deliver_barrier_run,
+		    store_batch_job_done, b);
+	if (b->running == 0)
+		event_base_once(b->store->base, -1, EV_TIMEOUT,
+		    store_batch_deferred, b, &now);
+}
+
+/* Loop thread: queues a delivery's items on their users. */
+static void
+store_batch_group(struct store_batch *b, struct store_djob *job)
+{
+	int parse = 1;
+
+	for (size_t i = 0; i < job->d->nrcpts; i++) {
+		struct store_item *it = &job->items[i];
+		struct store_user *u = it->user;
+
+		if (u == NULL)
+			continue;
+		it->parse = parse;
+		parse = 0;
+		if (!u->busy) {
+			u->busy = 1;
+			b->ujobs = xreallocarray(b->ujobs, b->nujobs + 1,
+			    sizeof(*b->ujobs));
+			b->ujobs[b->nujobs++] =
+			    (struct store_ujob){.b = b, .user = u};
+		}
+		TAILQ_INSERT_TAIL(&u->pending, it, link);
+	}
+}
+
+/* Loop thread: when no batch is in flight, the waiting deliveries form one. */
+static void
+store_batch_start(struct store *store)
+{
+	struct store_batch *b;
+	struct store_djob *job;
+
+	if (store->batch != NULL || TAILQ_EMPTY(&store->waiting))
 		return;
 	b = xcalloc(1, sizeof(*b));
 	b->store = store;
-	b->user = u;
-	TAILQ_INIT(&b->items);
-	TAILQ_CONCAT(&b->items, &u->pending, link);
-	u->busy = 1;
-	b->close_db = store_user_take_handle(store, u);
-	if (worker_pool_submit(store->io, store_deliver_batch_run,
-	        store_deliver_batch_done, b) < 0) {
-		log_error("event=deliver user=%s error=\"worker queue full\"",
-		    u->name);
-		event_base_once(store->base, -1, EV_TIMEOUT,
-		    store_deliver_batch_refused, b, &now);
-	}
+	TAILQ_INIT(&b->jobs);
+	TAILQ_CONCAT(&b->jobs, &store->waiting, link);
+	store->batch = b;
+	store->batches++;
+	TAILQ_FOREACH(job, &b->jobs, link)
+		store_batch_group(b, job);
+	/* Every user of the batch is busy now, so none loses its handle. */
+	for (size_t i = 0; i < b->nujobs; i++)
+		b->ujobs[i].close_db =
+		    store_user_take_handle(store, b->ujobs[i].user);
+	store_batch_phase(b, STORE_PHASE_STAGE);
 }
 
-/* Worker: parse the message once and name each recipient's file. */
+/* Loop thread: resolves one recipient and names its file. */
 static void
-store_deliver_parse(void *arg)
+store_deliver_item_init(struct store_djob *job, size_t i)
 {
-	struct store_djob *job = arg;
 	struct store_delivery *d = job->d;
+	struct store_item *it = &job->items[i];
+	const char *to = d->rcpts[i].delivered_to;
+	char q[160];
 
-	mime_parse(d->data, d->len, &job->mime);
-	for (size_t i = 0; i < d->nrcpts; i++) {
-		struct store_item *it = &job->items[i];
-
-		if (it->user == NULL)
-			continue;
-		it->prefix =
-		    store_maildir_prefix(d->return_path ? d->return_path : "",
-		        d->rcpts[i].delivered_to ? d->rcpts[i].delivered_to :
-		                                   d->rcpts[i].user);
-		it->unique = store_maildir_unique(job->store);
-		it->size = strlen(it->prefix) + d->len;
+	it->job = job;
+	it->idx = i;
+	it->user = store_user_get(job->store, d->rcpts[i].user);
+	if (it->user == NULL) {
+		log_warn("event=deliver error=\"invalid user\" user=%s",
+		    log_quote(q, sizeof(q), d->rcpts[i].user,
+		        strlen(d->rcpts[i].user)));
+		it->status = STORE_ERR_IO;
+		return;
 	}
-}
-
-static void
-store_deliver_refused(evutil_socket_t fd, short what, void *arg)
-{
-	struct store_djob *job = arg;
-
-	for (size_t i = 0; i < job->d->nrcpts; i++)
-		job->items[i].status = STORE_ERR_IO;
-	store_deliver_finish(job);
+	it->status = STORE_OK;
+	it->prefix = store_maildir_prefix(d->return_path ? d->return_path : "",
+	    to ? to : d->rcpts[i].user);
+	it->unique = store_maildir_unique(job->store);
+	it->size = strlen(it->prefix) + d->len;
 }
 
 void
 store_deliver(struct store *store, struct store_delivery *d)
 {
 	struct store_djob *job = xcalloc(1, sizeof(*job));
-	struct timeval now = {0, 0};
-	char q[160];
 
 	job->store = store;
 	job->d = d;
 	job->items = xcalloc(d->nrcpts ? d->nrcpts : 1, sizeof(*job->items));
+	mime_info_deinit(&job->mime);
+	for (size_t i = 0; i < d->nrcpts; i++)
+		store_deliver_item_init(job, i);
 	store->inflight++;
-	for (size_t i = 0; i < d->nrcpts; i++) {
-		struct store_item *it = &job->items[i];
-
-		it->job = job;
-		it->idx = i;
-		it->user = store_user_get(store, d->rcpts[i].user);
-		it->status = it->user != NULL ? STORE_OK : STORE_ERR_IO;
-		if (it->user == NULL)
-			log_warn("event=deliver error=\"invalid user\" user=%s",
-			    log_quote(q, sizeof(q), d->rcpts[i].user,
-			        strlen(d->rcpts[i].user)));
-	}
-	if (worker_pool_submit(store->io, store_deliver_parse,
-	        store_deliver_parsed, job) < 0)
-		event_base_once(store->base, -1, EV_TIMEOUT,
-		    store_deliver_refused, job, &now);
+	TAILQ_INSERT_TAIL(&store->waiting, job, link);
+	store_batch_start(store);
 }
 
 void

@@ -4,7 +4,8 @@
  * exactly (RFC 3501 UIDs and UIDVALIDITY, RFC 7162 MODSEQ and expunge
  * tombstones, RFC 6154 special-use, RFC 9208 quota usage).
  *
- * Schema version 1, in <dir>/<user>/pushmail.sqlite (WAL, synchronous=FULL):
+ * Schema version 1, in <dir>/<user>/pushmail.sqlite (WAL, synchronous=FULL
+ * by default; deliveries in syncfs mode commit with NORMAL):
  *
  *   meta(key TEXT PRIMARY KEY, value INTEGER)
  *     'uidvalidity_last'  last UIDVALIDITY handed out (next: max(now, +1))
@@ -202,6 +203,18 @@ int
 store_index_commit(sqlite3 *db)
 {
 	return store_index_exec(db, "COMMIT");
+}
+
+/*
+ * Sets the connection's PRAGMA synchronous to FULL (full set) or NORMAL,
+ * outside a transaction. In WAL mode NORMAL skips the sync at commit; the
+ * delivery pipeline's second syncfs(2) makes such a commit durable.
+ */
+int
+store_index_set_full_sync(sqlite3 *db, int full)
+{
+	return store_index_exec(db,
+	    full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
 }
 
 void

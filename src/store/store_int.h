@@ -24,19 +24,22 @@
 #define STORE_USER_BUCKETS 256
 
 struct store_item;
+struct store_djob;
+struct store_batch;
 TAILQ_HEAD(store_item_list, store_item);
+TAILQ_HEAD(store_djob_list, store_djob);
 
 /*
  * One user known to this process. The loop thread owns it, except that
- * while busy is set the one job holding it may use db and reserved.
+ * while busy is set (the user has items in the batch in flight) the one job
+ * of the current phase that works for it may use db.
  */
 struct store_user {
 	char *name;
 	char *dir; /* <store dir>/<name> */
 	sqlite3 *db;
 	int busy;
-	uint64_t reserved; /* bytes staged in tmp/, not yet committed */
-	struct store_item_list pending;
+	struct store_item_list pending; /* its items in the batch in flight */
 	TAILQ_ENTRY(store_user) lru; /* users holding a handle, newest first */
 	int in_lru;
 	struct store_user *next; /* hash chain */
@@ -48,18 +51,25 @@ struct store {
 	struct event_base *base;
 	struct worker_pool *io;
 	char *dir;
+	int root_fd; /* the store directory, for syncfs(2) */
+	enum store_fsync_mode fsync_mode;
 	store_change_cb change_cb;
 	void *change_arg;
 	struct store_user *users[STORE_USER_BUCKETS];
 	struct store_user_list lru;
 	size_t nopen;
-	size_t inflight; /* deliveries not yet done */
-	char host[128];  /* sanitised host name for file names */
+	size_t inflight;                /* deliveries not yet done */
+	struct store_djob_list waiting; /* deliveries for the next batch */
+	struct store_batch *batch;      /* the batch in flight, or NULL */
+	char host[128];                 /* sanitised host name for file names */
 	atomic_uint_fast64_t seq;
 	atomic_uint_fast64_t commits;
-	/* Test hook: tmp/ writes for fail_user fail with fail_errno. */
+	uint64_t batches;
+	/* Test hooks: tmp/ writes for fail_user fail with fail_errno; barrier
+	 * i (1 or 2) fails with fail_barrier[i - 1]. */
 	char *fail_user;
 	int fail_errno;
+	int fail_barrier[2];
 };
 
 /* Per-message data the index stores, whoever adds the message. */
@@ -104,7 +114,7 @@ void store_maildir_flag_letters(unsigned flags, char out[8]);
 unsigned store_maildir_flags_parse(const char *name);
 char *store_maildir_prefix(const char *return_path, const char *delivered_to);
 int store_maildir_write(const char *path, const char *prefix, const char *data,
-    size_t len);
+    size_t len, int datasync);
 int store_maildir_uidvalidity_read(const char *folder, uint32_t *out);
 int store_maildir_uidvalidity_write(const char *folder, uint32_t v);
 enum store_status store_maildir_errno_status(int err);
@@ -114,6 +124,7 @@ int store_index_open(const char *userdir, sqlite3 **out);
 void store_index_close(sqlite3 **db);
 int store_index_begin(sqlite3 *db);
 int store_index_commit(sqlite3 *db);
+int store_index_set_full_sync(sqlite3 *db, int full);
 void store_index_rollback(sqlite3 *db);
 int store_index_mailbox_find(sqlite3 *db, const char *name,
     struct store_mailbox *out);

@@ -1,7 +1,7 @@
 /*
  * The Maildir++ side of the store: user and folder names mapped to safe
  * directory names, unique message file names carrying UID, size and flags,
- * writing a message into tmp/ durably, and directory syncs.
+ * writing a message into tmp/, and directory syncs.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -299,12 +299,13 @@ store_maildir_write_all(int fd, const char *prefix, const char *data,
 }
 
 /*
- * Writes prefix and data to a new file at path and fdatasyncs it. On
- * failure the file is removed and -1 returned with errno set.
+ * Writes prefix and data to a new file at path and, when datasync is set,
+ * fdatasyncs it. On failure the file is removed and -1 returned with errno
+ * set.
  */
 int
 store_maildir_write(const char *path, const char *prefix, const char *data,
-    size_t len)
+    size_t len, int datasync)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	int err;
@@ -312,7 +313,7 @@ store_maildir_write(const char *path, const char *prefix, const char *data,
 	if (fd < 0)
 		return -1;
 	if (store_maildir_write_all(fd, prefix, data, len) < 0 ||
-	    fdatasync(fd) < 0)
+	    (datasync && fdatasync(fd) < 0))
 		goto fail;
 	if (close(fd) < 0) {
 		fd = -1;
@@ -358,7 +359,7 @@ store_maildir_uidvalidity_write(const char *folder, uint32_t v)
 	int r;
 
 	unlink(tmp);
-	r = store_maildir_write(tmp, "", line, strlen(line));
+	r = store_maildir_write(tmp, "", line, strlen(line), 1);
 	if (r == 0)
 		r = rename(tmp, path);
 	if (r == 0)

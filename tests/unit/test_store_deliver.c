@@ -1,8 +1,9 @@
 /*
  * Unit tests for user creation and delivery: files, rows, UIDs, MODSEQ,
  * counters, change events before completion, group commit, quota, the
- * all-or-none rule and UIDVALIDITY uniqueness. Each test runs in a fresh
- * directory with a real event loop and worker pool.
+ * all-or-none rule, failed durability barriers and UIDVALIDITY uniqueness.
+ * Each test runs in a fresh directory with a real event loop and worker
+ * pool; the delivery tests run once per fsync mode.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -21,6 +22,9 @@
 #include "store/store_int.h"
 
 #define MSG "From: a@example.org\r\nSubject: hi\r\n\r\nHello\r\n"
+
+/* The fsync mode of the stores the tests open. */
+static enum store_fsync_mode fsync_mode;
 
 struct ctx {
 	char dir[64];
@@ -52,6 +56,7 @@ setup(struct ctx *c)
 	c->io = worker_pool_new(c->base, "io", 4, 0, 0);
 	c->store = store_new(c->base, c->io, c->dir, err, sizeof(err));
 	CHECK(c->store != NULL);
+	store_set_fsync_mode(c->store, fsync_mode);
 }
 
 static void
@@ -356,6 +361,103 @@ test_deliver_batch(void)
 	teardown(&c);
 }
 
+/* 50 deliveries to 20 users submitted at once share very few batches. */
+static void
+test_group_commit(void)
+{
+	static const char *const users[] = {"u00", "u01", "u02", "u03", "u04",
+	    "u05", "u06", "u07", "u08", "u09", "u10", "u11", "u12", "u13",
+	    "u14", "u15", "u16", "u17", "u18", "u19"};
+	struct store_delivery *ds[50];
+	struct store_mailbox_status s;
+	uint64_t commits, batches;
+	struct ctx c;
+	int total = 0;
+
+	setup(&c);
+	store_set_change_cb(c.store, on_change, &c);
+	commits = store_commit_count(c.store);
+	batches = store_batch_count(c.store);
+	for (int i = 0; i < 50; i++) {
+		ds[i] = make_delivery(&c, users + i % 20, 1, 0);
+		store_deliver(c.store, ds[i]);
+	}
+	CHECK_INT(c.done, 0);
+	run_until(&c, 50);
+	CHECK_INT(c.changes, 50);
+	for (int i = 0; i < 50; i++) {
+		CHECK_INT(ds[i]->rcpts[0].status, STORE_OK);
+		CHECK_INT(ds[i]->rcpts[0].uid, i / 20 + 1);
+		store_delivery_free(&ds[i]);
+	}
+	/* The first delivery starts a batch alone; the rest wait for it. */
+	CHECK(store_batch_count(c.store) - batches <= 3);
+	CHECK(store_commit_count(c.store) - commits <= 21);
+	for (int i = 0; i < 20; i++) {
+		CHECK_INT(store_mailbox_status(c.store, users[i], "INBOX", &s),
+		    0);
+		CHECK_INT(count_files(&c, users[i], "new"), s.messages);
+		CHECK_INT(count_files(&c, users[i], "tmp"), 0);
+		total += (int)s.messages;
+	}
+	CHECK_INT(total, 50);
+	teardown(&c);
+}
+
+/*
+ * A failed barrier fails the deliveries it covers: before the commit no
+ * row or file stays; after it, the rows and files stay (recovery would keep
+ * them) but nothing is reported stored.
+ */
+static void
+test_barrier_failure(void)
+{
+	static const char *const users[] = {"alice", "bob"};
+	struct store_mailbox_status s;
+	struct store_delivery *d;
+	struct ctx c;
+
+	setup(&c);
+	store_set_change_cb(c.store, on_change, &c);
+	store_test_fail_barrier(c.store, 1, ENOSPC);
+	d = deliver(&c, users, 2, 0, 0);
+	if (fsync_mode == STORE_FSYNC_SYNCFS) {
+		CHECK_INT(d->rcpts[0].status, STORE_ERR_NOSPACE);
+		CHECK_INT(d->rcpts[1].status, STORE_ERR_NOSPACE);
+		CHECK_INT(c.changes, 0);
+		CHECK_INT(count_files(&c, "alice", "new") +
+		        count_files(&c, "alice", "tmp"),
+		    0);
+		CHECK_INT(store_mailbox_status(c.store, "alice", "INBOX", &s),
+		    0);
+		CHECK_INT(s.messages, 0);
+	} else {
+		CHECK_INT(d->rcpts[0].status, STORE_OK);
+	}
+	store_delivery_free(&d);
+	store_test_fail_barrier(c.store, 1, 0);
+
+	store_test_fail_barrier(c.store, 2, EIO);
+	c.changes = 0;
+	d = deliver(&c, users, 2, 0, 0);
+	if (fsync_mode == STORE_FSYNC_SYNCFS) {
+		CHECK_INT(d->rcpts[0].status, STORE_ERR_IO);
+		CHECK_INT(d->rcpts[1].status, STORE_ERR_IO);
+		CHECK_INT(d->rcpts[0].uid, 0);
+		CHECK_INT(c.changes, 0);
+		CHECK_INT(count_files(&c, "bob", "new"), 1);
+		CHECK_INT(count_files(&c, "bob", "tmp"), 0);
+	} else {
+		CHECK_INT(d->rcpts[1].status, STORE_OK);
+	}
+	store_delivery_free(&d);
+	store_test_fail_barrier(c.store, 2, 0);
+	d = deliver(&c, users, 2, 0, 0);
+	CHECK_INT(d->rcpts[0].status, STORE_OK);
+	store_delivery_free(&d);
+	teardown(&c);
+}
+
 static void
 test_quota(void)
 {
@@ -476,16 +578,39 @@ test_uidvalidity(void)
 	teardown(&c);
 }
 
+static void
+test_fsync_mode_parse(void)
+{
+	enum store_fsync_mode m = STORE_FSYNC_FILE;
+
+	CHECK_INT(store_fsync_mode_parse("syncfs", &m), 0);
+	CHECK_INT(m, STORE_FSYNC_SYNCFS);
+	CHECK_INT(store_fsync_mode_parse("file", &m), 0);
+	CHECK_INT(m, STORE_FSYNC_FILE);
+	CHECK_INT(store_fsync_mode_parse("fsync", &m), -1);
+	CHECK_INT(store_fsync_mode_parse("", &m), -1);
+}
+
 int
 main(void)
 {
+	static const enum store_fsync_mode modes[] = {STORE_FSYNC_SYNCFS,
+	    STORE_FSYNC_FILE};
+
 	evthread_use_pthreads();
 	CHECK_RUN(test_user_create);
-	CHECK_RUN(test_deliver_single);
-	CHECK_RUN(test_deliver_multi);
-	CHECK_RUN(test_deliver_batch);
-	CHECK_RUN(test_quota);
-	CHECK_RUN(test_all_or_none);
 	CHECK_RUN(test_uidvalidity);
+	CHECK_RUN(test_fsync_mode_parse);
+	for (size_t i = 0; i < 2; i++) {
+		fsync_mode = modes[i];
+		fprintf(stderr, "fsync mode %s\n", i == 0 ? "syncfs" : "file");
+		CHECK_RUN(test_deliver_single);
+		CHECK_RUN(test_deliver_multi);
+		CHECK_RUN(test_deliver_batch);
+		CHECK_RUN(test_group_commit);
+		CHECK_RUN(test_quota);
+		CHECK_RUN(test_all_or_none);
+		CHECK_RUN(test_barrier_failure);
+	}
 	return check_summary();
 }

@@ -1,7 +1,8 @@
 /*
  * Unit tests for crash recovery: a committed file left in tmp/, a stray
- * tmp/ file, foreign files in new/ and cur/, a vanished file, and an index
- * rebuilt from file names with UIDVALIDITY and UIDs kept.
+ * tmp/ file, foreign files in new/ and cur/, a vanished file, a file in
+ * new/ whose row was lost, and an index rebuilt from file names with
+ * UIDVALIDITY and UIDs kept.
  */
 #include <dirent.h>
 #include <ftw.h>
@@ -293,6 +294,49 @@ test_moved_to_cur(void)
 	teardown(&c);
 }
 
+/*
+ * In syncfs mode a crash can keep the rename into new/ and lose the row
+ * (its WAL frame was not yet synced): the message was never acknowledged,
+ * and recovery gives it a UID so that it appears exactly once.
+ */
+static void
+test_row_lost(void)
+{
+	struct store_mailbox_status s;
+	struct ctx c;
+	char *path, *name, *want;
+	sqlite3 *db;
+
+	setup(&c);
+	deliver(&c, "alice");
+	store_free(&c.store);
+	path = xasprintf("%s/alice/" STORE_INDEX_FILE, c.dir);
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db,
+	              "DELETE FROM message;"
+	              "UPDATE mailbox SET uidnext = 1, highestmodseq = 1,"
+	              " messages = 0, unseen = 0, bytes = 0;"
+	              "UPDATE meta SET value = 0 WHERE key LIKE 'usage_%'",
+	              NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	free(path);
+	open_store(&c);
+	CHECK_INT(recover(&c), 0);
+	CHECK_INT(store_mailbox_status(c.store, "alice", "INBOX", &s), 0);
+	CHECK_INT(s.messages, 1);
+	CHECK_INT(s.uidnext, 2);
+	CHECK_INT(count_files(&c, "new"), 1);
+	CHECK_INT(count_files(&c, "tmp"), 0);
+	name = only_file(&c, "new");
+	want = xasprintf(",U=1,S=%llu", (unsigned long long)s.bytes);
+	CHECK(name != NULL && strstr(name, want) != NULL &&
+	    strstr(name, ",U=1,") == strstr(name, want));
+	free(name);
+	free(want);
+	teardown(&c);
+}
+
 static void
 test_rebuild(void)
 {
@@ -332,6 +376,7 @@ main(void)
 	CHECK_RUN(test_tmp_committed);
 	CHECK_RUN(test_foreign_and_vanished);
 	CHECK_RUN(test_moved_to_cur);
+	CHECK_RUN(test_row_lost);
 	CHECK_RUN(test_rebuild);
 	return check_summary();
 }
