@@ -121,6 +121,7 @@ main(int argc, char **argv)
 		command = argv[optind++];
 	if (settings_load(&s, config, data_dir, err, sizeof(err)) < 0) {
 		fprintf(stderr, "pushmaild: %s\n", err);
+		settings_deinit(&s);
 		return 78;
 	}
 	umask(077);

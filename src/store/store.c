@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -50,6 +51,25 @@ store_host_init(struct store *store)
 	store->host[o] = '\0';
 }
 
+/*
+ * A thirty-second of the descriptors for index handles: enough to keep the
+ * active users open, and the rest for client connections.
+ */
+static size_t
+store_handles_budget(void)
+{
+	struct rlimit rl;
+	size_t n = STORE_HANDLES_MIN;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		n = (size_t)rl.rlim_cur / 32;
+	if (n < STORE_HANDLES_MIN)
+		n = STORE_HANDLES_MIN;
+	if (n > STORE_HANDLES_MAX)
+		n = STORE_HANDLES_MAX;
+	return n;
+}
+
 struct store *
 store_new(struct event_base *base, struct worker_pool *io, const char *dir,
     char *err, size_t errlen)
@@ -75,6 +95,7 @@ store_new(struct event_base *base, struct worker_pool *io, const char *dir,
 	store->io = io;
 	store->dir = xstrdup(dir);
 	store->fsync_mode = STORE_FSYNC_SYNCFS;
+	store->handles_max = store_handles_budget();
 	TAILQ_INIT(&store->lru);
 	TAILQ_INIT(&store->waiting);
 	store_host_init(store);
@@ -186,7 +207,7 @@ store_user_take_handle(struct store *store, struct store_user *u)
 	}
 	TAILQ_INSERT_HEAD(&store->lru, u, lru);
 	u->in_lru = 1;
-	if (++store->nopen <= STORE_HANDLES_MAX)
+	if (++store->nopen <= store->handles_max)
 		return NULL;
 	TAILQ_FOREACH_REVERSE(v, &store->lru, store_user_list, lru) {
 		if (v != u && !v->busy && v->db != NULL) {

@@ -1,11 +1,12 @@
 /*
  * The delivery pipeline (DESIGN.md, "The path of one message") as a group
- * commit across users: one batch in flight at a time, and what arrives
- * meanwhile forms the next. A batch stages each recipient's file in tmp/
- * (with the RFC 5321 section 4.4 Return-Path and a Delivered-To field),
- * makes the files durable, commits each user's rows in one transaction,
- * renames the files into new/, makes that durable, then reports on the loop
- * thread. Phases run one after another; within one, one job per user.
+ * commit across users. Deliveries gather into batches; each batch is
+ * staged in one cycle (each recipient's file written to tmp/ with the RFC
+ * 5321 section 4.4 Return-Path and a Delivered-To field) and committed in
+ * the next (each user's rows in one transaction, files renamed into new/).
+ * A cycle stages one batch while it commits the previous one, then one
+ * barrier makes both durable: the staged files before their rows can be,
+ * the rows and renames before any reply. Within a cycle, one job per user.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -22,13 +23,6 @@
 enum store_op {
 	STORE_OP_COMMIT, /* staged and wanted: row, rename into new/ */
 	STORE_OP_ABORT,  /* failed or refused: unlink a staged file */
-};
-
-enum store_phase {
-	STORE_PHASE_STAGE,    /* per user: quota check, write tmp/ files */
-	STORE_PHASE_BARRIER1, /* one syncfs: staged files durable */
-	STORE_PHASE_COMMIT,   /* per user: rows, renames into new/ */
-	STORE_PHASE_BARRIER2, /* one syncfs: rows and renames durable */
 };
 
 /* One recipient of a delivery, queued on its user for the batch. */
@@ -60,7 +54,7 @@ struct store_djob {
 	TAILQ_ENTRY(store_djob) link;
 };
 
-/* The work for one user in a phase; its items are user->pending. */
+/* The work for one user in a cycle; its items are user->pending. */
 struct store_ujob {
 	struct store_batch *b;
 	struct store_user *user;
@@ -74,8 +68,6 @@ struct store_batch {
 	struct store_djob_list jobs;
 	struct store_ujob *ujobs;
 	size_t nujobs;
-	enum store_phase phase;
-	size_t running; /* jobs of the phase not yet done */
 };
 
 /* A job the pool refused, submitted again shortly. */
@@ -85,9 +77,6 @@ struct store_retry {
 	worker_done_cb done;
 	void *arg;
 };
-
-static void store_batch_phase(struct store_batch *b, enum store_phase phase);
-static void store_batch_start(struct store *store);
 
 static char *
 store_deliver_tmp_path(struct store_item *it)
@@ -143,7 +132,7 @@ store_deliver_stage_one(struct store *store, struct store_item *it,
 	free(path);
 }
 
-/* Worker, stage phase: the one job for uj->user. */
+/* Worker, staging: the one job for uj->user in this cycle. */
 static void
 store_deliver_stage_run(void *arg)
 {
@@ -281,7 +270,7 @@ store_deliver_place(struct store_ujob *uj)
 	free(newdir);
 }
 
-/* Worker, commit phase: the one job for uj->user. */
+/* Worker, committing: the one job for uj->user in this cycle. */
 static void
 store_deliver_commit_run(void *arg)
 {
@@ -323,39 +312,49 @@ store_deliver_syncfs(struct store *store, int barrier)
 }
 
 /*
- * Worker, barrier phases (syncfs mode). When barrier 1 fails, every staged
- * file is removed and its item fails; when barrier 2 fails, every
+ * Worker, the cycle's barrier (syncfs mode): one syncfs makes the staged
+ * files of one batch and the rows and renames of the other durable. On
+ * failure every staged file is removed and its item fails, and every
  * committed item fails (its row and file may yet be on disk: see
  * store_deliver_place()).
  */
 static void
 store_deliver_barrier_run(void *arg)
 {
-	struct store_batch *b = arg;
-	int first = b->phase == STORE_PHASE_BARRIER1;
+	struct store *store = arg;
 	struct store_djob *job;
 	int err;
 
-	err = store_deliver_syncfs(b->store, first ? 1 : 2);
+	err = store_deliver_syncfs(store, store->committing ? 2 : 1);
+	if (err == 0 && store->committing != NULL && store->staging != NULL)
+		err = store->fail_barrier[0];
 	if (err == 0)
 		return;
-	TAILQ_FOREACH(job, &b->jobs, link) {
-		for (size_t i = 0; i < job->d->nrcpts; i++) {
-			struct store_item *it = &job->items[i];
+	if (store->staging != NULL) {
+		TAILQ_FOREACH(job, &store->staging->jobs, link) {
+			for (size_t i = 0; i < job->d->nrcpts; i++) {
+				struct store_item *it = &job->items[i];
 
-			if (first && it->staged) {
+				if (!it->staged)
+					continue;
 				store_deliver_unstage(it);
 				it->status = store_maildir_errno_status(err);
-			} else if (!first && it->committed) {
-				it->status = STORE_ERR_IO;
 			}
+		}
+	}
+	if (store->committing != NULL) {
+		TAILQ_FOREACH(job, &store->committing->jobs, link) {
+			for (size_t i = 0; i < job->d->nrcpts; i++)
+				if (job->items[i].committed)
+					job->items[i].status = STORE_ERR_IO;
 		}
 	}
 }
 
 /*
- * Loop thread, after barrier 1: with all_or_none and any recipient failed,
- * every recipient gets the first error and staged files are aborted.
+ * Loop thread, once a batch is staged and durable: with all_or_none and
+ * any recipient failed, every recipient gets the first error and staged
+ * files are aborted by the commit jobs.
  */
 static void
 store_deliver_settle(struct store_djob *job)
@@ -418,13 +417,12 @@ store_deliver_finish(struct store_djob *job)
 }
 
 /*
- * Loop thread, after barrier 2: releases the users, announces every stored
- * message, then completes each delivery, then starts the next batch.
+ * Loop thread, once a batch's rows and renames are durable: releases its
+ * users, announces every stored message, then completes each delivery.
  */
 static void
-store_batch_finish(struct store_batch *b)
+store_batch_finish(struct store *store, struct store_batch *b)
 {
-	struct store *store = b->store;
 	struct store_djob *job;
 
 	for (size_t i = 0; i < b->nujobs; i++) {
@@ -446,59 +444,45 @@ store_batch_finish(struct store_batch *b)
 	}
 	free(b->ujobs);
 	free(b);
-	store->batch = NULL;
-	store_batch_start(store);
 }
 
-/* Loop thread: every job of the current phase is done. */
+static void store_cycle_start(struct store *store);
+
+/*
+ * Loop thread, after the cycle's barrier: the committed batch is done,
+ * the staged one moves on to be committed, and the next cycle begins.
+ */
 static void
-store_batch_phase_done(struct store_batch *b)
+store_cycle_end(struct store *store)
 {
+	struct store_batch *b = store->committing;
 	struct store_djob *job;
 
-	switch (b->phase) {
-	case STORE_PHASE_STAGE:
-		store_batch_phase(b, STORE_PHASE_BARRIER1);
-		break;
-	case STORE_PHASE_BARRIER1:
-		TAILQ_FOREACH(job, &b->jobs, link)
+	store->committing = store->staging;
+	store->staging = NULL;
+	if (store->committing != NULL)
+		TAILQ_FOREACH(job, &store->committing->jobs, link)
 			store_deliver_settle(job);
-		store_batch_phase(b, STORE_PHASE_COMMIT);
-		break;
-	case STORE_PHASE_COMMIT:
-		store_batch_phase(b, STORE_PHASE_BARRIER2);
-		break;
-	case STORE_PHASE_BARRIER2:
-		store_batch_finish(b);
-		break;
-	}
+	store->cycle_busy = 0;
+	if (b != NULL)
+		store_batch_finish(store, b);
+	store_cycle_start(store);
 }
 
 static void
-store_batch_job_done(void *arg)
+store_cycle_barrier_done(void *arg)
 {
-	struct store_batch *b = arg;
-
-	if (--b->running == 0)
-		store_batch_phase_done(b);
+	store_cycle_end(arg);
 }
 
 static void
-store_batch_ujob_done(void *arg)
+store_cycle_deferred(evutil_socket_t fd, short what, void *arg)
 {
-	struct store_ujob *uj = arg;
-
-	store_batch_job_done(uj->b);
+	store_cycle_end(arg);
 }
 
 static void
-store_batch_deferred(evutil_socket_t fd, short what, void *arg)
-{
-	store_batch_phase_done(arg);
-}
-
-static void
-store_batch_retry(evutil_socket_t fd, short what, void *arg)
+store_cycle_retry(evutil_socket_t fd, short what, void *arg)
 {
 	struct store_retry *r = arg;
 	struct timeval later = {0, 1000};
@@ -507,60 +491,57 @@ store_batch_retry(evutil_socket_t fd, short what, void *arg)
 		free(r);
 	else
 		event_base_once(r->store->base, -1, EV_TIMEOUT,
-		    store_batch_retry, r, &later);
+		    store_cycle_retry, r, &later);
 }
 
 /*
- * Queues one job of the current phase. A refused job is retried shortly:
- * failing it instead would leave staged files behind or lie about rows.
+ * Queues one job of the cycle. A refused job is retried shortly: failing
+ * it instead would leave staged files behind or lie about rows.
  */
 static void
-store_batch_submit(struct store_batch *b, worker_run_cb run,
-    worker_done_cb done, void *arg)
+store_cycle_submit(struct store *store, worker_run_cb run, worker_done_cb done,
+    void *arg)
 {
 	struct store_retry *r;
 	struct timeval later = {0, 1000};
 
-	b->running++;
-	if (worker_pool_submit(b->store->io, run, done, arg) == 0)
+	store->cycle_running++;
+	if (worker_pool_submit(store->io, run, done, arg) == 0)
 		return;
 	log_error("event=deliver error=\"worker queue full\" action=retry");
 	r = xcalloc(1, sizeof(*r));
-	r->store = b->store;
+	r->store = store;
 	r->run = run;
 	r->done = done;
 	r->arg = arg;
-	event_base_once(b->store->base, -1, EV_TIMEOUT, store_batch_retry, r,
+	event_base_once(store->base, -1, EV_TIMEOUT, store_cycle_retry, r,
 	    &later);
 }
 
-/*
- * Loop thread: starts a phase's jobs. A phase without jobs completes on a
- * later loop turn, so that no callback runs inside store_deliver().
- */
+/* Loop thread: every stage and commit job of the cycle is done. */
 static void
-store_batch_phase(struct store_batch *b, enum store_phase phase)
+store_cycle_jobs_done(struct store *store)
 {
-	int syncfs_mode = b->store->fsync_mode == STORE_FSYNC_SYNCFS;
 	struct timeval now = {0, 0};
 
-	b->phase = phase;
-	b->running = 0;
-	for (size_t i = 0; i < b->nujobs; i++) {
-		if (phase == STORE_PHASE_STAGE)
-			store_batch_submit(b, store_deliver_stage_run,
-			    store_batch_ujob_done, &b->ujobs[i]);
-		else if (phase == STORE_PHASE_COMMIT)
-			store_batch_submit(b, store_deliver_commit_run,
-			    store_batch_ujob_done, &b->ujobs[i]);
+	if (store->fsync_mode == STORE_FSYNC_SYNCFS) {
+		store_cycle_submit(store, store_deliver_barrier_run,
+		    store_cycle_barrier_done, store);
+		return;
 	}
-	if (syncfs_mode && b->nujobs > 0 &&
-	    (phase == STORE_PHASE_BARRIER1 || phase == STORE_PHASE_BARRIER2))
-		store_batch_submit(b, store_deliver_barrier_run,
-		    store_batch_job_done, b);
-	if (b->running == 0)
-		event_base_once(b->store->base, -1, EV_TIMEOUT,
-		    store_batch_deferred, b, &now);
+	/* A cycle without jobs still ends on a later loop turn. */
+	event_base_once(store->base, -1, EV_TIMEOUT, store_cycle_deferred,
+	    store, &now);
+}
+
+static void
+store_cycle_ujob_done(void *arg)
+{
+	struct store_ujob *uj = arg;
+	struct store *store = uj->b->store;
+
+	if (--store->cycle_running == 0)
+		store_cycle_jobs_done(store);
 }
 
 /* Loop thread: queues a delivery's items on their users. */
@@ -579,6 +560,7 @@ store_batch_group(struct store_batch *b, struct store_djob *job)
 		parse = 0;
 		if (!u->busy) {
 			u->busy = 1;
+			u->batch = b;
 			b->ujobs = xreallocarray(b->ujobs, b->nujobs + 1,
 			    sizeof(*b->ujobs));
 			b->ujobs[b->nujobs++] =
@@ -588,28 +570,79 @@ store_batch_group(struct store_batch *b, struct store_djob *job)
 	}
 }
 
-/* Loop thread: when no batch is in flight, the waiting deliveries form one. */
-static void
-store_batch_start(struct store *store)
+/* Whether a waiting delivery touches a user busy in another batch. */
+static int
+store_batch_blocked(struct store_djob *job, const struct store_batch *b)
 {
-	struct store_batch *b;
-	struct store_djob *job;
+	for (size_t i = 0; i < job->d->nrcpts; i++) {
+		const struct store_user *u = job->items[i].user;
 
-	if (store->batch != NULL || TAILQ_EMPTY(&store->waiting))
-		return;
-	b = xcalloc(1, sizeof(*b));
-	b->store = store;
-	TAILQ_INIT(&b->jobs);
-	TAILQ_CONCAT(&b->jobs, &store->waiting, link);
-	store->batch = b;
-	store->batches++;
-	TAILQ_FOREACH(job, &b->jobs, link)
+		if (u != NULL && u->busy && (b == NULL || u->batch != b))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Loop thread: the waiting deliveries whose users are free form a batch;
+ * one that shares a user with the batch being committed waits a cycle, so
+ * that each user's handle serves one job at a time.
+ */
+static struct store_batch *
+store_batch_form(struct store *store)
+{
+	struct store_batch *b = NULL;
+	struct store_djob *job, *next;
+
+	for (job = TAILQ_FIRST(&store->waiting); job != NULL; job = next) {
+		next = TAILQ_NEXT(job, link);
+		if (store_batch_blocked(job, b))
+			continue;
+		if (b == NULL) {
+			b = xcalloc(1, sizeof(*b));
+			b->store = store;
+			TAILQ_INIT(&b->jobs);
+		}
+		TAILQ_REMOVE(&store->waiting, job, link);
+		TAILQ_INSERT_TAIL(&b->jobs, job, link);
 		store_batch_group(b, job);
+	}
+	if (b == NULL)
+		return NULL;
+	store->batches++;
 	/* Every user of the batch is busy now, so none loses its handle. */
 	for (size_t i = 0; i < b->nujobs; i++)
 		b->ujobs[i].close_db =
 		    store_user_take_handle(store, b->ujobs[i].user);
-	store_batch_phase(b, STORE_PHASE_STAGE);
+	return b;
+}
+
+/*
+ * Loop thread: a cycle stages a new batch while it commits the previous
+ * one; one barrier then serves both. Nothing starts while a cycle runs.
+ */
+static void
+store_cycle_start(struct store *store)
+{
+	struct store_batch *s, *c;
+
+	if (store->cycle_busy)
+		return;
+	store->staging = store_batch_form(store);
+	s = store->staging;
+	c = store->committing;
+	if (s == NULL && c == NULL)
+		return;
+	store->cycle_busy = 1;
+	store->cycle_running = 0;
+	for (size_t i = 0; s != NULL && i < s->nujobs; i++)
+		store_cycle_submit(store, store_deliver_stage_run,
+		    store_cycle_ujob_done, &s->ujobs[i]);
+	for (size_t i = 0; c != NULL && i < c->nujobs; i++)
+		store_cycle_submit(store, store_deliver_commit_run,
+		    store_cycle_ujob_done, &c->ujobs[i]);
+	if (store->cycle_running == 0)
+		store_cycle_jobs_done(store);
 }
 
 /* Loop thread: resolves one recipient and names its file. */
@@ -651,7 +684,7 @@ store_deliver(struct store *store, struct store_delivery *d)
 		store_deliver_item_init(job, i);
 	store->inflight++;
 	TAILQ_INSERT_TAIL(&store->waiting, job, link);
-	store_batch_start(store);
+	store_cycle_start(store);
 }
 
 void

@@ -20,7 +20,12 @@
 #define STORE_INDEX_FILE "pushmail.sqlite"
 #define STORE_UIDVALIDITY_FILE "pushmail-uidvalidity"
 #define STORE_USER_MAX 128
-#define STORE_HANDLES_MAX 64
+/*
+ * Open SQLite handles (about three descriptors each) are bounded by a
+ * share of the descriptor limit, between these two.
+ */
+#define STORE_HANDLES_MIN 16
+#define STORE_HANDLES_MAX 1024
 #define STORE_USER_BUCKETS 256
 
 struct store_item;
@@ -39,6 +44,7 @@ struct store_user {
 	char *dir; /* <store dir>/<name> */
 	sqlite3 *db;
 	int busy;
+	struct store_batch *batch;      /* the batch it is busy in */
 	struct store_item_list pending; /* its items in the batch in flight */
 	TAILQ_ENTRY(store_user) lru; /* users holding a handle, newest first */
 	int in_lru;
@@ -58,9 +64,13 @@ struct store {
 	struct store_user *users[STORE_USER_BUCKETS];
 	struct store_user_list lru;
 	size_t nopen;
+	size_t handles_max;             /* from RLIMIT_NOFILE at store_new() */
 	size_t inflight;                /* deliveries not yet done */
 	struct store_djob_list waiting; /* deliveries for the next batch */
-	struct store_batch *batch;      /* the batch in flight, or NULL */
+	struct store_batch *staging;    /* being staged this cycle, or NULL */
+	struct store_batch *committing; /* being committed this cycle */
+	int cycle_busy;                 /* a cycle's jobs or barrier run */
+	size_t cycle_running;           /* its jobs not yet done */
 	char host[128];                 /* sanitised host name for file names */
 	atomic_uint_fast64_t seq;
 	atomic_uint_fast64_t commits;
