@@ -196,8 +196,15 @@ def print_header(args):
     print(f"delivery benchmark: systems {', '.join(args.systems)}; "
           f"protocols {', '.join(args.protocols)}; loopback only")
     if "pushmaild" in args.systems:
-        print(f"pushmaild: {args.binary}; its 250 follows fdatasync of the "
-              "file, a synchronous=FULL index commit and the directory fsync")
+        mode = "file" if any("fsync_mode" in c and "file" in c
+                             for c in args.pushmaild_config) else "syncfs"
+        what = ("fdatasync of the file, a synchronous=FULL index commit "
+                "and an fsync of new/" if mode == "file" else
+                "a syncfs of the written file, then the index commit, the "
+                "rename into new/ and a second syncfs (shared by the "
+                "deliveries in flight)")
+        print(f"pushmaild: {args.binary}; fsync_mode = {mode}: its 250 "
+              f"follows {what}")
 
 
 def main(argv=None):
