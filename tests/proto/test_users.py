@@ -83,3 +83,28 @@ def test_check_config_reads_users_file(daemon):
     r = daemon.cli("check-config", check=False)
     assert r.returncode == 78
     assert "users:2:" in r.stderr.decode()
+
+
+def test_password_change_reaches_running_daemon(daemon):
+    import smtplib as _s
+    from smtputil import insecure_context
+
+    def login(pw):
+        with _s.SMTP_SSL("127.0.0.1", daemon.ports["submissions"],
+                         context=insecure_context(), timeout=30) as s:
+            s.ehlo("c")
+            try:
+                s.auth("PLAIN", lambda challenge=None:
+                       f"\0alice@example.org\0{pw}")
+                return True
+            except _s.SMTPAuthenticationError:
+                return False
+
+    daemon.add_user("alice@example.org", "old-pw")
+    daemon.start()
+    assert login("old-pw")          # verified, and now cached
+    pos = len(daemon.log())
+    daemon.cli("user", "passwd", "alice@example.org", stdin=b"new-pw")
+    daemon.wait_log("event=users changed=alice@example.org", start=pos)
+    assert not login("old-pw")      # the cached credential was forgotten
+    assert login("new-pw")
