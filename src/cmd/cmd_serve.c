@@ -23,6 +23,7 @@
 #include "net/listener.h"
 #include "net/tls.h"
 #include "net/worker.h"
+#include "push/hub.h"
 #include "smtp/smtp_server.h"
 #include "store/store.h"
 
@@ -33,6 +34,7 @@ struct serve {
 	struct event_base *base;
 	struct worker_pool *io;
 	struct store *store;
+	struct hub *hub;
 	struct userdb *userdb;
 	struct auth *auth;
 	SSL_CTX *tls;
@@ -105,16 +107,6 @@ serve_on_user_change(const char *user, void *arg)
 	log_info("event=users changed=%s", user ? user : "*");
 }
 
-static void
-serve_on_change(const struct store_change *c, void *arg)
-{
-	if (log_enabled(LOG_LEVEL_DEBUG))
-		log_debug("event=change kind=%d user=%s mailbox=%s uid=%u "
-		          "modseq=%llu",
-		    (int)c->kind, c->user, c->mailbox, c->uid,
-		    (unsigned long long)c->modseq);
-}
-
 static int
 serve_users(struct serve *sv)
 {
@@ -155,7 +147,9 @@ serve_store(struct serve *sv)
 		return -1;
 	}
 	store_set_fsync_mode(sv->store, sv->s->fsync_mode);
-	store_set_change_cb(sv->store, serve_on_change, sv);
+	/* Every commit reaches the hub, which tells whoever watches. */
+	sv->hub = hub_new();
+	store_set_change_cb(sv->store, hub_publish, sv->hub);
 	return 0;
 }
 
@@ -284,6 +278,7 @@ serve_cleanup(struct serve *sv)
 	}
 	/* The store waits for deliveries in flight before it goes. */
 	store_free(&sv->store);
+	hub_free(&sv->hub);
 	auth_free(&sv->auth);
 	userdb_free(&sv->userdb);
 	worker_pool_free(&sv->io);
