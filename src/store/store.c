@@ -97,7 +97,10 @@ store_new(struct event_base *base, struct worker_pool *io, const char *dir,
 	store->fsync_mode = STORE_FSYNC_SYNCFS;
 	store->handles_max = store_handles_budget();
 	TAILQ_INIT(&store->lru);
-	TAILQ_INIT(&store->waiting);
+	TAILQ_INIT(&store->idle);
+	TAILQ_INIT(&store->ready);
+	TAILQ_INIT(&store->waiters);
+	store->barrier_next = 1;
 	store_host_init(store);
 	return store;
 }
@@ -111,6 +114,8 @@ store_free(struct store **storep)
 		return;
 	while (store->inflight > 0)
 		event_base_loop(store->base, EVLOOP_ONCE);
+	if (store->kick != NULL)
+		event_free(store->kick);
 	for (size_t i = 0; i < STORE_USER_BUCKETS; i++) {
 		struct store_user *u, *next;
 
@@ -182,7 +187,8 @@ store_user_get(struct store *store, const char *name)
 	u = xcalloc(1, sizeof(*u));
 	u->name = xstrdup(name);
 	u->dir = xasprintf("%s/%s", store->dir, name);
-	TAILQ_INIT(&u->pending);
+	TAILQ_INIT(&u->stage);
+	TAILQ_INIT(&u->commit);
 	u->next = store->users[h];
 	store->users[h] = u;
 	return u;
@@ -361,9 +367,9 @@ store_commit_count(struct store *store)
 }
 
 uint64_t
-store_batch_count(struct store *store)
+store_barrier_count(struct store *store)
 {
-	return store->batches;
+	return store->barriers;
 }
 
 void

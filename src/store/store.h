@@ -32,13 +32,15 @@ enum store_status {
 };
 
 /*
- * How a delivery batch is made durable before its replies. SYNCFS (the
- * default): files are written without a sync, one syncfs(2) on the store's
- * file system makes every file of the batch durable, index rows commit with
- * synchronous=NORMAL, and a second syncfs makes the renames and the WAL
- * durable. FILE: each file is fdatasynced, each user's rows commit with
- * synchronous=FULL, and new/ is fsynced once per user per batch; for a store
- * spread over several file systems (a user directory mounted apart).
+ * How deliveries are made durable before their replies. SYNCFS (the
+ * default): files are written without a sync, a syncfs(2) on the store's
+ * file system that starts after they are written makes them durable, index
+ * rows commit with synchronous=NORMAL, and a syncfs that starts after the
+ * commit and renames makes those and the WAL durable. One syncfs runs at a
+ * time and serves every delivery waiting for it. FILE: each file is
+ * fdatasynced, rows commit with synchronous=FULL, and new/ is fsynced once
+ * per user job; for a store spread over several file systems (a user
+ * directory mounted apart).
  */
 enum store_fsync_mode {
 	STORE_FSYNC_SYNCFS = 0,
@@ -134,13 +136,13 @@ void store_set_change_cb(struct store *store, store_change_cb cb, void *arg);
 int store_recover(struct store *store, char *err, size_t errlen);
 
 /*
- * Delivers d. Deliveries are worked in batches, one batch in flight at a
- * time; deliveries arriving meanwhile form the next batch, which starts as
- * soon as the current one ends. Per batch: each recipient's file (with
- * Return-Path and Delivered-To prepended) is written to tmp/, the files are
- * made durable, each user's index rows commit in one transaction, the files
- * are renamed into new/, the renames and rows are made durable; then the
- * change callback fires per stored message, then each delivery's d->done.
+ * Delivers d. Each recipient is worked on its own as soon as its user is
+ * free (one job at a time per user; recipients that arrive meanwhile share
+ * the next job): its file (with Return-Path and Delivered-To prepended) is
+ * written to tmp/ and made durable; once every recipient of d is staged,
+ * each one's index row commits (one transaction per user job) and its file
+ * is renamed into new/, and the renames and rows are made durable; then the
+ * change callback fires per stored message, then d->done.
  * A recipient reports STORE_OK only when its file, directory entry and row
  * are on disk. With all_or_none, a staging failure for one recipient leaves
  * none stored and every status reports it. The store owns d until d->done,
@@ -180,13 +182,16 @@ int store_mailbox_status(struct store *store, const char *user,
     const char *mailbox, struct store_mailbox_status *out);
 
 /*
- * Index transactions committed by deliveries since store_new(): one per
- * user per batch. For tests and metrics.
+ * Index transactions committed by deliveries since store_new(): at most one
+ * per user job. For tests and metrics.
  */
 uint64_t store_commit_count(struct store *store);
 
-/* Delivery batches started since store_new(). For tests and metrics. */
-uint64_t store_batch_count(struct store *store);
+/*
+ * Durability barriers (syncfs(2) calls, mode STORE_FSYNC_SYNCFS) started
+ * since store_new(). For tests and metrics.
+ */
+uint64_t store_barrier_count(struct store *store);
 
 /*
  * Test hook: from now on, writing a message file into user's tmp/ fails as
@@ -196,9 +201,11 @@ uint64_t store_batch_count(struct store *store);
 void store_test_fail_writes(struct store *store, const char *user, int err);
 
 /*
- * Test hook: from now on, barrier (1: after staging, 2: after the renames)
- * fails as if syncfs(2) had failed with err, in mode STORE_FSYNC_SYNCFS.
- * err 0 turns it off. Call on the loop thread while no delivery is pending.
+ * Test hook: from now on, every barrier that serves barrier role 1 (staged
+ * files) or 2 (committed rows and renames) fails as if syncfs(2) had failed
+ * with err, in mode STORE_FSYNC_SYNCFS; every item waiting for it then fails
+ * as its own step requires. err 0 turns it off. Call on the loop thread
+ * while no delivery is pending.
  */
 void store_test_fail_barrier(struct store *store, int barrier, int err);
 

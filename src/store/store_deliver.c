@@ -1,12 +1,14 @@
 /*
- * The delivery pipeline (DESIGN.md, "The path of one message") as a group
- * commit across users. Deliveries gather into batches; each batch is
- * staged in one cycle (each recipient's file written to tmp/ with the RFC
- * 5321 section 4.4 Return-Path and a Delivered-To field) and committed in
- * the next (each user's rows in one transaction, files renamed into new/).
- * A cycle stages one batch while it commits the previous one, then one
- * barrier makes both durable: the staged files before their rows can be,
- * the rows and renames before any reply. Within a cycle, one job per user.
+ * The delivery pipeline (DESIGN.md, "The path of one message"), driven per
+ * recipient with durability epochs. Each recipient is an item queued on its
+ * user; one job at a time per user commits the user's settled items (their
+ * rows in one transaction, then each file renamed into new/) and stages its
+ * new ones (the file written to tmp/ with the RFC 5321 section 4.4
+ * Return-Path and a Delivered-To field). One syncfs(2) runs at a time as a
+ * barrier; it covers every step that finished before it started. A file's
+ * barrier completes before its delivery settles and its row can commit, so
+ * the file is durable before the row can be; the row and rename are covered
+ * by a later barrier before the reply. In file mode each step syncs itself.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -25,12 +27,20 @@ enum store_op {
 	STORE_OP_ABORT,  /* failed or refused: unlink a staged file */
 };
 
-/* One recipient of a delivery, queued on its user for the batch. */
+/* What a waiting item's barrier covers; also the test hook's numbering. */
+enum store_step {
+	STORE_STEP_STAGED = 1,    /* its file in tmp/ */
+	STORE_STEP_COMMITTED = 2, /* its row and its rename into new/ */
+};
+
+/* One recipient of a delivery. */
 struct store_item {
 	struct store_djob *job;
 	size_t idx; /* in job->d->rcpts */
 	struct store_user *user;
-	enum store_op op;
+	enum store_op op;     /* once its delivery is settled */
+	enum store_step step; /* while it waits for barrier need */
+	uint64_t need;
 	int parse; /* this item's stage job parses the message */
 	char *prefix;
 	char *unique;
@@ -43,7 +53,7 @@ struct store_item {
 	uint32_t uidvalidity;
 	uint32_t uid;
 	uint64_t modseq;
-	TAILQ_ENTRY(store_item) link;
+	TAILQ_ENTRY(store_item) link; /* on a user, a job or store->waiters */
 };
 
 struct store_djob {
@@ -51,23 +61,21 @@ struct store_djob {
 	struct store_delivery *d;
 	struct mime_info mime;
 	struct store_item *items;
-	TAILQ_ENTRY(store_djob) link;
+	size_t unsettled; /* items neither durably staged nor failed */
+	size_t left;      /* items not yet final */
+	TAILQ_ENTRY(store_djob) link; /* on store->idle */
 };
 
-/* The work for one user in a cycle; its items are user->pending. */
+/* The one job running for a user: owns its items and its handle. */
 struct store_ujob {
-	struct store_batch *b;
+	struct store *store;
 	struct store_user *user;
-	sqlite3 *close_db; /* a handle evicted from the cache, to close */
+	sqlite3 *close_db;             /* a handle evicted from the cache */
+	struct store_item_list commit; /* (a) settled items */
+	struct store_item_list stage;  /* (b) arrived items */
+	uint64_t usage_extra; /* staged by earlier jobs, not yet committed */
 	int64_t mailbox_id;
 	uint32_t uidvalidity;
-};
-
-struct store_batch {
-	struct store *store;
-	struct store_djob_list jobs;
-	struct store_ujob *ujobs;
-	size_t nujobs;
 };
 
 /* A job the pool refused, submitted again shortly. */
@@ -132,36 +140,6 @@ store_deliver_stage_one(struct store *store, struct store_item *it,
 	free(path);
 }
 
-/* Worker, staging: the one job for uj->user in this cycle. */
-static void
-store_deliver_stage_run(void *arg)
-{
-	struct store_ujob *uj = arg;
-	struct store_user *u = uj->user;
-	struct store_mailbox mb = {0};
-	struct store_item *it;
-	uint64_t usage = 0;
-
-	store_index_close(&uj->close_db);
-	TAILQ_FOREACH(it, &u->pending, link)
-		if (it->parse)
-			mime_parse(it->job->d->data, it->job->d->len,
-			    &it->job->mime);
-	if ((u->db == NULL && store_user_open(u->dir, &u->db) < 0) ||
-	    store_index_mailbox_find(u->db, "INBOX", &mb) < 0 ||
-	    store_index_usage(u->db, &usage) < 0) {
-		TAILQ_FOREACH(it, &u->pending, link)
-			it->status = STORE_ERR_IO;
-		store_index_mailbox_deinit(&mb);
-		return;
-	}
-	uj->mailbox_id = mb.id;
-	uj->uidvalidity = mb.uidvalidity;
-	store_index_mailbox_deinit(&mb);
-	TAILQ_FOREACH(it, &u->pending, link)
-		store_deliver_stage_one(uj->b->store, it, &usage);
-}
-
 /* Worker: inserts the rows of uj's COMMIT items in one transaction. */
 static int
 store_deliver_insert(struct store_ujob *uj)
@@ -171,7 +149,7 @@ store_deliver_insert(struct store_ujob *uj)
 
 	if (store_index_begin(db) < 0)
 		return -1;
-	TAILQ_FOREACH(it, &uj->user->pending, link) {
+	TAILQ_FOREACH(it, &uj->commit, link) {
 		struct store_msg m = {
 		    .mailbox_id = uj->mailbox_id,
 		    .unique = it->unique,
@@ -203,14 +181,14 @@ store_deliver_insert(struct store_ujob *uj)
 
 /*
  * Worker: commits uj's rows. In syncfs mode the connection commits with
- * synchronous=NORMAL (barrier 2 makes the WAL durable) and goes back to
+ * synchronous=NORMAL (a barrier makes the WAL durable) and goes back to
  * FULL for every other writer; a handle that cannot go back is closed.
  */
 static int
 store_deliver_rows(struct store_ujob *uj)
 {
 	struct store_user *u = uj->user;
-	int relaxed = uj->b->store->fsync_mode == STORE_FSYNC_SYNCFS;
+	int relaxed = uj->store->fsync_mode == STORE_FSYNC_SYNCFS;
 	struct store_item *it;
 	int r;
 
@@ -221,8 +199,8 @@ store_deliver_rows(struct store_ujob *uj)
 		store_index_close(&u->db);
 	if (r < 0)
 		return -1;
-	atomic_fetch_add(&uj->b->store->commits, 1);
-	TAILQ_FOREACH(it, &u->pending, link)
+	atomic_fetch_add(&uj->store->commits, 1);
+	TAILQ_FOREACH(it, &uj->commit, link)
 		it->committed = it->op == STORE_OP_COMMIT;
 	return 0;
 }
@@ -241,7 +219,7 @@ store_deliver_place(struct store_ujob *uj)
 	struct store_item *it;
 	int moved = 0;
 
-	TAILQ_FOREACH(it, &u->pending, link) {
+	TAILQ_FOREACH(it, &uj->commit, link) {
 		char *from, *to;
 
 		if (!it->committed)
@@ -259,26 +237,28 @@ store_deliver_place(struct store_ujob *uj)
 		free(from);
 		free(to);
 	}
-	if (moved > 0 && uj->b->store->fsync_mode == STORE_FSYNC_FILE &&
+	if (moved > 0 && uj->store->fsync_mode == STORE_FSYNC_FILE &&
 	    store_maildir_fsync_dir(newdir) < 0) {
 		log_error("event=deliver user=%s op=fsync error=\"%s\"",
 		    u->name, strerror(errno));
-		TAILQ_FOREACH(it, &u->pending, link)
+		TAILQ_FOREACH(it, &uj->commit, link)
 			if (it->committed)
 				it->status = STORE_ERR_IO;
 	}
 	free(newdir);
 }
 
-/* Worker, committing: the one job for uj->user in this cycle. */
+/*
+ * Worker, step (a): unlinks the files of refused items, then commits the
+ * rest and renames them into new/. Failed rows leave nothing behind.
+ */
 static void
-store_deliver_commit_run(void *arg)
+store_deliver_commit(struct store_ujob *uj)
 {
-	struct store_ujob *uj = arg;
 	struct store_item *it;
 	int any = 0;
 
-	TAILQ_FOREACH(it, &uj->user->pending, link) {
+	TAILQ_FOREACH(it, &uj->commit, link) {
 		if (it->op == STORE_OP_ABORT && it->staged)
 			store_deliver_unstage(it);
 		any |= it->op == STORE_OP_COMMIT;
@@ -289,7 +269,7 @@ store_deliver_commit_run(void *arg)
 		store_deliver_place(uj);
 		return;
 	}
-	TAILQ_FOREACH(it, &uj->user->pending, link) {
+	TAILQ_FOREACH(it, &uj->commit, link) {
 		if (it->op != STORE_OP_COMMIT)
 			continue;
 		store_deliver_unstage(it);
@@ -297,81 +277,143 @@ store_deliver_commit_run(void *arg)
 	}
 }
 
-/* Worker: one syncfs(2) of the store's file system; 0 or an errno. */
-static int
-store_deliver_syncfs(struct store *store, int barrier)
+/* Worker, step (b): stages each arrived item, counting the quota. */
+static void
+store_deliver_stage(struct store_ujob *uj)
 {
-	int err = store->fail_barrier[barrier - 1];
+	struct store_item *it;
+	uint64_t usage = 0;
 
-	if (err == 0 && syncfs(store->root_fd) < 0)
-		err = errno;
-	if (err != 0)
-		log_error("event=deliver op=syncfs barrier=%d error=\"%s\"",
-		    barrier, strerror(err));
-	return err;
+	if (uj->user->db == NULL ||
+	    store_index_usage(uj->user->db, &usage) < 0) {
+		TAILQ_FOREACH(it, &uj->stage, link)
+			it->status = STORE_ERR_IO;
+		return;
+	}
+	usage += uj->usage_extra;
+	TAILQ_FOREACH(it, &uj->stage, link)
+		store_deliver_stage_one(uj->store, it, &usage);
 }
 
-/*
- * Worker, the cycle's barrier (syncfs mode): one syncfs makes the staged
- * files of one batch and the rows and renames of the other durable. On
- * failure every staged file is removed and its item fails, and every
- * committed item fails (its row and file may yet be on disk: see
- * store_deliver_place()).
- */
+/* Worker: opens the user's index if needed and finds INBOX. */
+static int
+store_deliver_open(struct store_ujob *uj)
+{
+	struct store_user *u = uj->user;
+	struct store_mailbox mb = {0};
+
+	if ((u->db == NULL && store_user_open(u->dir, &u->db) < 0) ||
+	    store_index_mailbox_find(u->db, "INBOX", &mb) < 0) {
+		store_index_mailbox_deinit(&mb);
+		return -1;
+	}
+	uj->mailbox_id = mb.id;
+	uj->uidvalidity = mb.uidvalidity;
+	store_index_mailbox_deinit(&mb);
+	return 0;
+}
+
+/* Worker: the one job for uj->user; commits, then stages. */
+static void
+store_deliver_ujob_run(void *arg)
+{
+	struct store_ujob *uj = arg;
+	struct store_item *it;
+
+	store_index_close(&uj->close_db);
+	/* Parsed whatever happens: other users' jobs commit from it. */
+	TAILQ_FOREACH(it, &uj->stage, link)
+		if (it->parse)
+			mime_parse(it->job->d->data, it->job->d->len,
+			    &it->job->mime);
+	if (store_deliver_open(uj) == 0) {
+		store_deliver_commit(uj);
+		store_deliver_stage(uj);
+		return;
+	}
+	TAILQ_FOREACH(it, &uj->commit, link) {
+		if (it->staged)
+			store_deliver_unstage(it);
+		it->status = STORE_ERR_IO;
+	}
+	TAILQ_FOREACH(it, &uj->stage, link)
+		it->status = STORE_ERR_IO;
+}
+
+/* Worker: the barrier, one syncfs(2) of the store's file system. */
 static void
 store_deliver_barrier_run(void *arg)
 {
 	struct store *store = arg;
-	struct store_djob *job;
-	int err;
+	int err = store->barrier_fail;
 
-	err = store_deliver_syncfs(store, store->committing ? 2 : 1);
-	if (err == 0 && store->committing != NULL && store->staging != NULL)
-		err = store->fail_barrier[0];
-	if (err == 0)
-		return;
-	if (store->staging != NULL) {
-		TAILQ_FOREACH(job, &store->staging->jobs, link) {
-			for (size_t i = 0; i < job->d->nrcpts; i++) {
-				struct store_item *it = &job->items[i];
+	if (err == 0 && syncfs(store->root_fd) < 0)
+		err = errno;
+	if (err != 0)
+		log_error("event=deliver op=syncfs barrier=%llu error=\"%s\"",
+		    (unsigned long long)store->barrier_running, strerror(err));
+	store->barrier_err = err;
+}
 
-				if (!it->staged)
-					continue;
-				store_deliver_unstage(it);
-				it->status = store_maildir_errno_status(err);
-			}
-		}
-	}
-	if (store->committing != NULL) {
-		TAILQ_FOREACH(job, &store->committing->jobs, link) {
-			for (size_t i = 0; i < job->d->nrcpts; i++)
-				if (job->items[i].committed)
-					job->items[i].status = STORE_ERR_IO;
-		}
-	}
+/* Loop thread: runs store_deliver_kick_cb() at the end of this turn. */
+static void
+store_deliver_schedule(struct store *store)
+{
+	event_active(store->kick, EV_TIMEOUT, 0);
+}
+
+static void
+store_deliver_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct store_retry *r = arg;
+	struct timeval later = {0, 1000};
+
+	if (worker_pool_submit(r->store->io, r->run, r->done, r->arg) == 0)
+		free(r);
+	else
+		event_base_once(r->store->base, -1, EV_TIMEOUT,
+		    store_deliver_retry, r, &later);
 }
 
 /*
- * Loop thread, once a batch is staged and durable: with all_or_none and
- * any recipient failed, every recipient gets the first error and staged
- * files are aborted by the commit jobs.
+ * Queues a job on the I/O pool. A refused job is retried shortly: failing
+ * it instead would leave staged files behind or lie about rows.
  */
 static void
-store_deliver_settle(struct store_djob *job)
+store_deliver_submit(struct store *store, worker_run_cb run,
+    worker_done_cb done, void *arg)
 {
-	enum store_status first = STORE_OK;
-	size_t n = job->d->nrcpts;
+	struct store_retry *r;
+	struct timeval later = {0, 1000};
 
-	for (size_t i = 0; i < n && first == STORE_OK; i++)
-		first = job->items[i].status;
-	for (size_t i = 0; i < n; i++) {
-		struct store_item *it = &job->items[i];
+	if (worker_pool_submit(store->io, run, done, arg) == 0)
+		return;
+	log_error("event=deliver error=\"worker queue full\" action=retry");
+	r = xcalloc(1, sizeof(*r));
+	r->store = store;
+	r->run = run;
+	r->done = done;
+	r->arg = arg;
+	event_base_once(store->base, -1, EV_TIMEOUT, store_deliver_retry, r,
+	    &later);
+}
 
-		if (job->d->all_or_none && first != STORE_OK)
-			it->status = first;
-		it->op =
-		    it->status == STORE_OK ? STORE_OP_COMMIT : STORE_OP_ABORT;
-	}
+/* Loop thread: u has work; its job starts at the end of this turn. */
+static void
+store_deliver_user_ready(struct store *store, struct store_user *u)
+{
+	if (u->busy || u->ready)
+		return;
+	u->ready = 1;
+	TAILQ_INSERT_TAIL(&store->ready, u, ready_link);
+	store_deliver_schedule(store);
+}
+
+static void
+store_deliver_queue(struct store_item *it, struct store_item_list *list)
+{
+	TAILQ_INSERT_TAIL(list, it, link);
+	store_deliver_user_ready(it->job->store, it->user);
 }
 
 static void
@@ -393,13 +435,19 @@ store_deliver_announce(struct store *store, struct store_item *it)
 		store->change_cb(&c, store->change_arg);
 }
 
-/* Loop thread: reports one delivery and frees what the store added. */
+/*
+ * Loop thread: announces every stored message of a delivery whose items
+ * are all final, reports it and frees what the store added.
+ */
 static void
-store_deliver_finish(struct store_djob *job)
+store_deliver_done(struct store_djob *job)
 {
 	struct store_delivery *d = job->d;
 	struct store *store = job->store;
 
+	for (size_t i = 0; i < d->nrcpts; i++)
+		if (job->items[i].committed && job->items[i].status == STORE_OK)
+			store_deliver_announce(store, &job->items[i]);
 	for (size_t i = 0; i < d->nrcpts; i++) {
 		struct store_item *it = &job->items[i];
 
@@ -416,233 +464,220 @@ store_deliver_finish(struct store_djob *job)
 	d->done(d, d->arg);
 }
 
-/*
- * Loop thread, once a batch's rows and renames are durable: releases its
- * users, announces every stored message, then completes each delivery.
- */
+/* Loop thread: n more items of job are final. */
 static void
-store_batch_finish(struct store *store, struct store_batch *b)
+store_deliver_final(struct store_djob *job, size_t n)
 {
-	struct store_djob *job;
-
-	for (size_t i = 0; i < b->nujobs; i++) {
-		struct store_user *u = b->ujobs[i].user;
-
-		u->busy = 0;
-		TAILQ_INIT(&u->pending);
-		store_user_handle_failed(store, u);
-	}
-	TAILQ_FOREACH(job, &b->jobs, link) {
-		for (size_t i = 0; i < job->d->nrcpts; i++)
-			if (job->items[i].committed &&
-			    job->items[i].status == STORE_OK)
-				store_deliver_announce(store, &job->items[i]);
-	}
-	while ((job = TAILQ_FIRST(&b->jobs)) != NULL) {
-		TAILQ_REMOVE(&b->jobs, job, link);
-		store_deliver_finish(job);
-	}
-	free(b->ujobs);
-	free(b);
+	job->left -= n;
+	if (job->left == 0)
+		store_deliver_done(job);
 }
-
-static void store_cycle_start(struct store *store);
 
 /*
- * Loop thread, after the cycle's barrier: the committed batch is done,
- * the staged one moves on to be committed, and the next cycle begins.
+ * Loop thread, once every item of a delivery is durably staged or failed:
+ * with all_or_none and any recipient failed, every recipient gets the first
+ * error. Items to commit and staged files to remove go to their users.
  */
 static void
-store_cycle_end(struct store *store)
+store_deliver_settle(struct store_djob *job)
 {
-	struct store_batch *b = store->committing;
-	struct store_djob *job;
+	enum store_status first = STORE_OK;
+	size_t n = job->d->nrcpts, nfinal = 0;
 
-	store->committing = store->staging;
-	store->staging = NULL;
-	if (store->committing != NULL)
-		TAILQ_FOREACH(job, &store->committing->jobs, link)
-			store_deliver_settle(job);
-	store->cycle_busy = 0;
-	if (b != NULL)
-		store_batch_finish(store, b);
-	store_cycle_start(store);
+	for (size_t i = 0; i < n && first == STORE_OK; i++)
+		first = job->items[i].status;
+	for (size_t i = 0; i < n; i++) {
+		struct store_item *it = &job->items[i];
+
+		if (it->user == NULL)
+			continue;
+		if (job->d->all_or_none && first != STORE_OK)
+			it->status = first;
+		it->op =
+		    it->status == STORE_OK ? STORE_OP_COMMIT : STORE_OP_ABORT;
+		if (it->op == STORE_OP_COMMIT || it->staged)
+			store_deliver_queue(it, &it->user->commit);
+		else
+			nfinal++;
+	}
+	store_deliver_final(job, nfinal);
 }
 
 static void
-store_cycle_barrier_done(void *arg)
+store_deliver_stage_settled(struct store_item *it)
 {
-	store_cycle_end(arg);
+	if (--it->job->unsettled == 0)
+		store_deliver_settle(it->job);
+}
+
+/* Loop thread: its last step waits for the next barrier to start. */
+static void
+store_deliver_wait(struct store *store, struct store_item *it,
+    enum store_step step)
+{
+	it->step = step;
+	it->need = store->barrier_next;
+	store->barrier_roles |= 1u << (step - 1);
+	TAILQ_INSERT_TAIL(&store->waiters, it, link);
+	store_deliver_schedule(store);
+}
+
+/*
+ * Loop thread: its barrier completed with err (0 or an errno). A file
+ * not made durable fails and is removed by its user's next job; a row and
+ * rename not made durable fail with the row left for store_recover().
+ */
+static void
+store_deliver_covered(struct store_item *it, int err)
+{
+	if (it->step == STORE_STEP_STAGED) {
+		if (err != 0)
+			it->status = store_maildir_errno_status(err);
+		store_deliver_stage_settled(it);
+		return;
+	}
+	if (err != 0)
+		it->status = STORE_ERR_IO;
+	store_deliver_final(it->job, 1);
 }
 
 static void
-store_cycle_deferred(evutil_socket_t fd, short what, void *arg)
+store_deliver_barrier_done(void *arg)
 {
-	store_cycle_end(arg);
+	struct store *store = arg;
+	uint64_t id = store->barrier_running;
+	int err = store->barrier_err;
+	struct store_item *it;
+
+	store->barrier_running = 0;
+	while ((it = TAILQ_FIRST(&store->waiters)) != NULL && it->need <= id) {
+		TAILQ_REMOVE(&store->waiters, it, link);
+		store_deliver_covered(it, err);
+	}
+	store_deliver_schedule(store);
 }
 
+/*
+ * Loop thread: starts the next barrier when none runs and items wait for
+ * one. Everything waiting then finished its step before it started.
+ */
 static void
-store_cycle_retry(evutil_socket_t fd, short what, void *arg)
+store_deliver_barrier_start(struct store *store)
 {
-	struct store_retry *r = arg;
-	struct timeval later = {0, 1000};
+	unsigned roles = store->barrier_roles;
 
-	if (worker_pool_submit(r->store->io, r->run, r->done, r->arg) == 0)
-		free(r);
+	if (store->barrier_running != 0 || TAILQ_EMPTY(&store->waiters))
+		return;
+	store->barrier_running = store->barrier_next++;
+	store->barrier_roles = 0;
+	store->barrier_err = 0;
+	store->barrier_fail = 0;
+	for (int i = 0; i < 2 && store->barrier_fail == 0; i++)
+		if (roles & (1u << i))
+			store->barrier_fail = store->fail_barrier[i];
+	store->barriers++;
+	store_deliver_submit(store, store_deliver_barrier_run,
+	    store_deliver_barrier_done, store);
+}
+
+/* Loop thread: an item leaves step (a) of a user job. */
+static void
+store_deliver_committed(struct store *store, struct store_item *it)
+{
+	if (it->committed && store->fsync_mode == STORE_FSYNC_SYNCFS)
+		store_deliver_wait(store, it, STORE_STEP_COMMITTED);
 	else
-		event_base_once(r->store->base, -1, EV_TIMEOUT,
-		    store_cycle_retry, r, &later);
+		store_deliver_final(it->job, 1);
 }
 
-/*
- * Queues one job of the cycle. A refused job is retried shortly: failing
- * it instead would leave staged files behind or lie about rows.
- */
+/* Loop thread: an item leaves step (b) of a user job. */
 static void
-store_cycle_submit(struct store *store, worker_run_cb run, worker_done_cb done,
-    void *arg)
+store_deliver_staged(struct store *store, struct store_item *it)
 {
-	struct store_retry *r;
-	struct timeval later = {0, 1000};
-
-	store->cycle_running++;
-	if (worker_pool_submit(store->io, run, done, arg) == 0)
-		return;
-	log_error("event=deliver error=\"worker queue full\" action=retry");
-	r = xcalloc(1, sizeof(*r));
-	r->store = store;
-	r->run = run;
-	r->done = done;
-	r->arg = arg;
-	event_base_once(store->base, -1, EV_TIMEOUT, store_cycle_retry, r,
-	    &later);
+	if (it->staged && store->fsync_mode == STORE_FSYNC_SYNCFS)
+		store_deliver_wait(store, it, STORE_STEP_STAGED);
+	else
+		store_deliver_stage_settled(it);
 }
 
-/* Loop thread: every stage and commit job of the cycle is done. */
+/* Loop thread: a user job is over; its items move on. */
 static void
-store_cycle_jobs_done(struct store *store)
-{
-	struct timeval now = {0, 0};
-
-	if (store->fsync_mode == STORE_FSYNC_SYNCFS) {
-		store_cycle_submit(store, store_deliver_barrier_run,
-		    store_cycle_barrier_done, store);
-		return;
-	}
-	/* A cycle without jobs still ends on a later loop turn. */
-	event_base_once(store->base, -1, EV_TIMEOUT, store_cycle_deferred,
-	    store, &now);
-}
-
-static void
-store_cycle_ujob_done(void *arg)
+store_deliver_ujob_done(void *arg)
 {
 	struct store_ujob *uj = arg;
-	struct store *store = uj->b->store;
+	struct store *store = uj->store;
+	struct store_user *u = uj->user;
+	struct store_item *it;
 
-	if (--store->cycle_running == 0)
-		store_cycle_jobs_done(store);
-}
-
-/* Loop thread: queues a delivery's items on their users. */
-static void
-store_batch_group(struct store_batch *b, struct store_djob *job)
-{
-	int parse = 1;
-
-	for (size_t i = 0; i < job->d->nrcpts; i++) {
-		struct store_item *it = &job->items[i];
-		struct store_user *u = it->user;
-
-		if (u == NULL)
-			continue;
-		it->parse = parse;
-		parse = 0;
-		if (!u->busy) {
-			u->busy = 1;
-			u->batch = b;
-			b->ujobs = xreallocarray(b->ujobs, b->nujobs + 1,
-			    sizeof(*b->ujobs));
-			b->ujobs[b->nujobs++] =
-			    (struct store_ujob){.b = b, .user = u};
-		}
-		TAILQ_INSERT_TAIL(&u->pending, it, link);
+	u->busy = 0;
+	store_user_handle_failed(store, u);
+	while ((it = TAILQ_FIRST(&uj->commit)) != NULL) {
+		TAILQ_REMOVE(&uj->commit, it, link);
+		u->staged_bytes -= it->size;
+		store_deliver_committed(store, it);
 	}
-}
-
-/* Whether a waiting delivery touches a user busy in another batch. */
-static int
-store_batch_blocked(struct store_djob *job, const struct store_batch *b)
-{
-	for (size_t i = 0; i < job->d->nrcpts; i++) {
-		const struct store_user *u = job->items[i].user;
-
-		if (u != NULL && u->busy && (b == NULL || u->batch != b))
-			return 1;
+	while ((it = TAILQ_FIRST(&uj->stage)) != NULL) {
+		TAILQ_REMOVE(&uj->stage, it, link);
+		if (it->staged)
+			u->staged_bytes += it->size;
+		store_deliver_staged(store, it);
 	}
-	return 0;
+	free(uj);
+	if (!TAILQ_EMPTY(&u->stage) || !TAILQ_EMPTY(&u->commit))
+		store_deliver_user_ready(store, u);
 }
 
 /*
- * Loop thread: the waiting deliveries whose users are free form a batch;
- * one that shares a user with the batch being committed waits a cycle, so
- * that each user's handle serves one job at a time.
+ * Loop thread: hands everything queued on u to one job. u is busy until
+ * the job is done, so its handle is neither evicted nor shared.
  */
-static struct store_batch *
-store_batch_form(struct store *store)
+static void
+store_deliver_ujob_start(struct store *store, struct store_user *u)
 {
-	struct store_batch *b = NULL;
-	struct store_djob *job, *next;
+	struct store_ujob *uj;
+	struct store_item *it;
 
-	for (job = TAILQ_FIRST(&store->waiting); job != NULL; job = next) {
-		next = TAILQ_NEXT(job, link);
-		if (store_batch_blocked(job, b))
-			continue;
-		if (b == NULL) {
-			b = xcalloc(1, sizeof(*b));
-			b->store = store;
-			TAILQ_INIT(&b->jobs);
-		}
-		TAILQ_REMOVE(&store->waiting, job, link);
-		TAILQ_INSERT_TAIL(&b->jobs, job, link);
-		store_batch_group(b, job);
-	}
-	if (b == NULL)
-		return NULL;
-	store->batches++;
-	/* Every user of the batch is busy now, so none loses its handle. */
-	for (size_t i = 0; i < b->nujobs; i++)
-		b->ujobs[i].close_db =
-		    store_user_take_handle(store, b->ujobs[i].user);
-	return b;
+	if (u->busy || (TAILQ_EMPTY(&u->stage) && TAILQ_EMPTY(&u->commit)))
+		return;
+	uj = xcalloc(1, sizeof(*uj));
+	uj->store = store;
+	uj->user = u;
+	TAILQ_INIT(&uj->commit);
+	TAILQ_INIT(&uj->stage);
+	TAILQ_CONCAT(&uj->commit, &u->commit, link);
+	TAILQ_CONCAT(&uj->stage, &u->stage, link);
+	/* Every item to commit or abort was staged; the rest count too. */
+	uj->usage_extra = u->staged_bytes;
+	TAILQ_FOREACH(it, &uj->commit, link)
+		uj->usage_extra -= it->size;
+	u->busy = 1;
+	uj->close_db = store_user_take_handle(store, u);
+	store_deliver_submit(store, store_deliver_ujob_run,
+	    store_deliver_ujob_done, uj);
 }
 
 /*
- * Loop thread: a cycle stages a new batch while it commits the previous
- * one; one barrier then serves both. Nothing starts while a cycle runs.
+ * Loop thread, at the end of a turn in which work arrived or finished:
+ * starts the barrier first (so it queues ahead), then the user jobs, then
+ * completes deliveries that had no user to work for.
  */
 static void
-store_cycle_start(struct store *store)
+store_deliver_kick_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct store_batch *s, *c;
+	struct store *store = arg;
+	struct store_user *u;
+	struct store_djob *job;
 
-	if (store->cycle_busy)
-		return;
-	store->staging = store_batch_form(store);
-	s = store->staging;
-	c = store->committing;
-	if (s == NULL && c == NULL)
-		return;
-	store->cycle_busy = 1;
-	store->cycle_running = 0;
-	for (size_t i = 0; s != NULL && i < s->nujobs; i++)
-		store_cycle_submit(store, store_deliver_stage_run,
-		    store_cycle_ujob_done, &s->ujobs[i]);
-	for (size_t i = 0; c != NULL && i < c->nujobs; i++)
-		store_cycle_submit(store, store_deliver_commit_run,
-		    store_cycle_ujob_done, &c->ujobs[i]);
-	if (store->cycle_running == 0)
-		store_cycle_jobs_done(store);
+	store_deliver_barrier_start(store);
+	while ((u = TAILQ_FIRST(&store->ready)) != NULL) {
+		TAILQ_REMOVE(&store->ready, u, ready_link);
+		u->ready = 0;
+		store_deliver_ujob_start(store, u);
+	}
+	while ((job = TAILQ_FIRST(&store->idle)) != NULL) {
+		TAILQ_REMOVE(&store->idle, job, link);
+		store_deliver_done(job);
+	}
 }
 
 /* Loop thread: resolves one recipient and names its file. */
@@ -675,16 +710,33 @@ void
 store_deliver(struct store *store, struct store_delivery *d)
 {
 	struct store_djob *job = xcalloc(1, sizeof(*job));
+	int parse = 1;
 
+	if (store->kick == NULL &&
+	    (store->kick = event_new(store->base, -1, 0, store_deliver_kick_cb,
+	         store)) == NULL)
+		log_fatal("event=deliver error=\"event_new failed\"");
 	job->store = store;
 	job->d = d;
 	job->items = xcalloc(d->nrcpts ? d->nrcpts : 1, sizeof(*job->items));
 	mime_info_deinit(&job->mime);
-	for (size_t i = 0; i < d->nrcpts; i++)
-		store_deliver_item_init(job, i);
 	store->inflight++;
-	TAILQ_INSERT_TAIL(&store->waiting, job, link);
-	store_cycle_start(store);
+	for (size_t i = 0; i < d->nrcpts; i++) {
+		struct store_item *it = &job->items[i];
+
+		store_deliver_item_init(job, i);
+		if (it->user == NULL)
+			continue;
+		it->parse = parse;
+		parse = 0;
+		job->unsettled++;
+		job->left++;
+		store_deliver_queue(it, &it->user->stage);
+	}
+	if (job->left == 0) {
+		TAILQ_INSERT_TAIL(&store->idle, job, link);
+		store_deliver_schedule(store);
+	}
 }
 
 void

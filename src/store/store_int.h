@@ -30,22 +30,25 @@
 
 struct store_item;
 struct store_djob;
-struct store_batch;
+struct event;
 TAILQ_HEAD(store_item_list, store_item);
 TAILQ_HEAD(store_djob_list, store_djob);
 
 /*
  * One user known to this process. The loop thread owns it, except that
- * while busy is set (the user has items in the batch in flight) the one job
- * of the current phase that works for it may use db.
+ * while busy is set the one user job that runs for it (store_deliver.c) may
+ * use db. Items wait on stage and commit until the next user job takes them.
  */
 struct store_user {
 	char *name;
 	char *dir; /* <store dir>/<name> */
 	sqlite3 *db;
-	int busy;
-	struct store_batch *batch;      /* the batch it is busy in */
-	struct store_item_list pending; /* its items in the batch in flight */
+	int busy;                      /* a user job runs and owns db */
+	int ready;                     /* on store->ready */
+	struct store_item_list stage;  /* arrived items, to stage */
+	struct store_item_list commit; /* settled items, to commit or abort */
+	uint64_t staged_bytes;         /* staged in tmp/, not yet committed */
+	TAILQ_ENTRY(store_user) ready_link;
 	TAILQ_ENTRY(store_user) lru; /* users holding a handle, newest first */
 	int in_lru;
 	struct store_user *next; /* hash chain */
@@ -64,19 +67,24 @@ struct store {
 	struct store_user *users[STORE_USER_BUCKETS];
 	struct store_user_list lru;
 	size_t nopen;
-	size_t handles_max;             /* from RLIMIT_NOFILE at store_new() */
-	size_t inflight;                /* deliveries not yet done */
-	struct store_djob_list waiting; /* deliveries for the next batch */
-	struct store_batch *staging;    /* being staged this cycle, or NULL */
-	struct store_batch *committing; /* being committed this cycle */
-	int cycle_busy;                 /* a cycle's jobs or barrier run */
-	size_t cycle_running;           /* its jobs not yet done */
+	size_t handles_max;           /* from RLIMIT_NOFILE at store_new() */
+	size_t inflight;              /* deliveries not yet done */
+	struct store_djob_list idle;  /* deliveries with no user to work for */
+	struct store_user_list ready; /* users with work and no job yet */
+	struct event *kick;           /* end of turn: start jobs and barrier */
+	struct store_item_list waiters; /* items waiting for a barrier */
+	uint64_t barrier_next;          /* the id the next barrier gets */
+	uint64_t barrier_running;       /* the id of the one in flight, or 0 */
+	unsigned barrier_roles;         /* steps waiting for barrier_next */
+	int barrier_fail;               /* errno the running one must fake */
+	int barrier_err;                /* its result: 0 or an errno */
 	char host[128];                 /* sanitised host name for file names */
 	atomic_uint_fast64_t seq;
 	atomic_uint_fast64_t commits;
-	uint64_t batches;
-	/* Test hooks: tmp/ writes for fail_user fail with fail_errno; barrier
-	 * i (1 or 2) fails with fail_barrier[i - 1]. */
+	uint64_t barriers;
+	/* Test hooks: tmp/ writes for fail_user fail with fail_errno; a
+	 * barrier serving step i (1 staged, 2 committed) fails with
+	 * fail_barrier[i - 1]. */
 	char *fail_user;
 	int fail_errno;
 	int fail_barrier[2];
