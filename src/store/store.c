@@ -1,6 +1,7 @@
 /*
  * The store object: the table of users known to this process, the bounded
- * LRU cache of their open SQLite handles, user creation with the RFC 6154
+ * LRU cache of their open SQLite handles, the queue of user tasks that share
+ * a user's handle with delivery jobs, user creation with the RFC 6154
  * special-use mailboxes, and the synchronous read helpers for tools.
  */
 #include <errno.h>
@@ -100,6 +101,7 @@ store_new(struct event_base *base, struct worker_pool *io, const char *dir,
 	TAILQ_INIT(&store->idle);
 	TAILQ_INIT(&store->ready);
 	TAILQ_INIT(&store->waiters);
+	TAILQ_INIT(&store->view_lru);
 	store->barrier_next = 1;
 	store_host_init(store);
 	return store;
@@ -116,6 +118,7 @@ store_free(struct store **storep)
 		event_base_loop(store->base, EVLOOP_ONCE);
 	if (store->kick != NULL)
 		event_free(store->kick);
+	store_view_free_all(store);
 	for (size_t i = 0; i < STORE_USER_BUCKETS; i++) {
 		struct store_user *u, *next;
 
@@ -189,9 +192,106 @@ store_user_get(struct store *store, const char *name)
 	u->dir = xasprintf("%s/%s", store->dir, name);
 	TAILQ_INIT(&u->stage);
 	TAILQ_INIT(&u->commit);
+	TAILQ_INIT(&u->tasks);
 	u->next = store->users[h];
 	store->users[h] = u;
 	return u;
+}
+
+/* Finds the entry for user name without adding one; NULL if unknown. */
+struct store_user *
+store_user_find(struct store *store, const char *name)
+{
+	struct store_user *u;
+
+	for (u = store->users[store_user_hash(name)]; u != NULL; u = u->next)
+		if (strcmp(u->name, name) == 0)
+			return u;
+	return NULL;
+}
+
+/* Worker: opens the user's handle when needed and runs the task. */
+static void
+store_task_run(void *arg)
+{
+	struct store_task *t = arg;
+	struct store_user *u = t->user;
+
+	store_index_close(&t->close_db);
+	if (u->db == NULL && store_user_open(u->dir, &u->db) < 0)
+		u->db = NULL;
+	t->run(t, u->db);
+}
+
+/*
+ * Loop thread: the task is over. Waiting deliveries go next, so a stream
+ * of tasks never holds a delivery back; otherwise the next task starts.
+ */
+static void
+store_task_done(void *arg)
+{
+	struct store_task *t = arg;
+	struct store *store = t->store;
+	struct store_user *u = t->user;
+
+	u->busy = 0;
+	store_user_handle_failed(store, u);
+	store->inflight--;
+	t->done(t);
+	if (!TAILQ_EMPTY(&u->stage) || !TAILQ_EMPTY(&u->commit))
+		store_deliver_user_ready(store, u);
+	else
+		store_task_resume(store, u);
+}
+
+/* Loop thread: starts u's next task when u is free and one waits. */
+void
+store_task_resume(struct store *store, struct store_user *u)
+{
+	struct store_task *t = TAILQ_FIRST(&u->tasks);
+
+	if (u->busy || t == NULL)
+		return;
+	TAILQ_REMOVE(&u->tasks, t, link);
+	u->busy = 1;
+	t->close_db = store_user_take_handle(store, u);
+	store_deliver_submit(store, store_task_run, store_task_done, t);
+}
+
+static void
+store_task_refused(evutil_socket_t fd, short what, void *arg)
+{
+	struct store_task *t = arg;
+
+	t->done(t);
+}
+
+/*
+ * Loop thread: queues task t (run and done set by the caller) for user.
+ * Tasks and delivery jobs of one user run one at a time: each owns the
+ * user's cached handle while it runs (u->busy), so no user ever holds two
+ * handles and a reader never waits on SQLite's lock. t->done runs on the
+ * loop thread, never before this returns; store_free() waits for it. For
+ * an invalid user name t->run never runs and t->done runs on the next
+ * loop turn (the caller's state still says "failed").
+ */
+void
+store_task_submit(struct store *store, const char *user, struct store_task *t)
+{
+	struct timeval now = {0, 0};
+
+	t->store = store;
+	t->user = store_user_get(store, user);
+	if (t->user == NULL) {
+		if (event_base_once(store->base, -1, EV_TIMEOUT,
+		        store_task_refused, t, &now) < 0)
+			log_fatal(
+			    "event=store error=\"event_base_once failed\"");
+		return;
+	}
+	store->inflight++;
+	TAILQ_INSERT_TAIL(&t->user->tasks, t, link);
+	store_task_resume(store, t->user);
 }
 
 /*

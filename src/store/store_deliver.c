@@ -379,7 +379,7 @@ store_deliver_retry(evutil_socket_t fd, short what, void *arg)
  * Queues a job on the I/O pool. A refused job is retried shortly: failing
  * it instead would leave staged files behind or lie about rows.
  */
-static void
+void
 store_deliver_submit(struct store *store, worker_run_cb run,
     worker_done_cb done, void *arg)
 {
@@ -399,7 +399,7 @@ store_deliver_submit(struct store *store, worker_run_cb run,
 }
 
 /* Loop thread: u has work; its job starts at the end of this turn. */
-static void
+void
 store_deliver_user_ready(struct store *store, struct store_user *u)
 {
 	if (u->busy || u->ready)
@@ -431,6 +431,7 @@ store_deliver_announce(struct store *store, struct store_item *it)
 	    .size = it->size,
 	};
 
+	store_view_apply(store, &c, NULL);
 	if (store->change_cb != NULL)
 		store->change_cb(&c, store->change_arg);
 }
@@ -623,6 +624,8 @@ store_deliver_ujob_done(void *arg)
 		store_deliver_staged(store, it);
 	}
 	free(uj);
+	/* Waiting user tasks go first, then the deliveries that came. */
+	store_task_resume(store, u);
 	if (!TAILQ_EMPTY(&u->stage) || !TAILQ_EMPTY(&u->commit))
 		store_deliver_user_ready(store, u);
 }

@@ -1,8 +1,9 @@
 /*
  * Internal interfaces of the store layer, shared by its files: the user
  * table and handle cache (store.c), Maildir file and folder names
- * (store_maildir.c), the SQLite index (store_index.c) and the delivery
- * pipeline (store_deliver.c). Nothing outside src/store/ includes this.
+ * (store_maildir.c), the SQLite index (store_index.c), the delivery
+ * pipeline (store_deliver.c) and the shared mailbox views (store_view.c).
+ * Nothing outside src/store/ includes this.
  */
 #ifndef STORE_STORE_INT_H
 #define STORE_STORE_INT_H
@@ -15,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "mime/mime.h"
+#include "net/worker.h"
 #include "store/store.h"
 
 #define STORE_INDEX_FILE "pushmail.sqlite"
@@ -30,9 +32,34 @@
 
 struct store_item;
 struct store_djob;
+struct store_task;
+struct store_view;
 struct event;
 TAILQ_HEAD(store_item_list, store_item);
 TAILQ_HEAD(store_djob_list, store_djob);
+TAILQ_HEAD(store_task_list, store_task);
+TAILQ_HEAD(store_view_list, store_view);
+
+/* Unreferenced loaded views kept current in memory, at most this many. */
+#define STORE_VIEW_CACHE 32
+
+/*
+ * A user task: one read or write of the user's index other than delivery
+ * (a view load, a \Recent claim, a listing). Tasks and delivery jobs of one
+ * user run one at a time on the shared handle (see store_task_submit()).
+ * Embed it in the caller's state; run and done get it back.
+ */
+typedef void (*store_task_run_cb)(struct store_task *t, sqlite3 *db);
+typedef void (*store_task_done_cb)(struct store_task *t);
+
+struct store_task {
+	struct store *store;
+	struct store_user *user;
+	store_task_run_cb run;   /* worker; db is NULL when it cannot open */
+	store_task_done_cb done; /* loop thread, afterwards */
+	sqlite3 *close_db;       /* a handle evicted from the cache */
+	TAILQ_ENTRY(store_task) link;
+};
 
 /*
  * One user known to this process. The loop thread owns it, except that
@@ -47,6 +74,8 @@ struct store_user {
 	int ready;                     /* on store->ready */
 	struct store_item_list stage;  /* arrived items, to stage */
 	struct store_item_list commit; /* settled items, to commit or abort */
+	struct store_task_list tasks;  /* user tasks waiting for the handle */
+	struct store_view *views;      /* views of this user's mailboxes */
 	uint64_t staged_bytes;         /* staged in tmp/, not yet committed */
 	TAILQ_ENTRY(store_user) ready_link;
 	TAILQ_ENTRY(store_user) lru; /* users holding a handle, newest first */
@@ -82,6 +111,8 @@ struct store {
 	atomic_uint_fast64_t seq;
 	atomic_uint_fast64_t commits;
 	uint64_t barriers;
+	struct store_view_list view_lru; /* unreferenced views, newest first */
+	size_t nview_lru;
 	/* Test hooks: tmp/ writes for fail_user fail with fail_errno; a
 	 * barrier serving step i (1 staged, 2 committed) fails with
 	 * fail_barrier[i - 1]. */
@@ -116,6 +147,10 @@ struct store_mailbox {
 
 /* store.c */
 struct store_user *store_user_get(struct store *store, const char *name);
+struct store_user *store_user_find(struct store *store, const char *name);
+void store_task_submit(struct store *store, const char *user,
+    struct store_task *t);
+void store_task_resume(struct store *store, struct store_user *u);
 sqlite3 *store_user_take_handle(struct store *store, struct store_user *u);
 void store_user_handle_failed(struct store *store, struct store_user *u);
 int store_user_open(const char *userdir, sqlite3 **out);
@@ -136,6 +171,24 @@ int store_maildir_write(const char *path, const char *prefix, const char *data,
 int store_maildir_uidvalidity_read(const char *folder, uint32_t *out);
 int store_maildir_uidvalidity_write(const char *folder, uint32_t v);
 enum store_status store_maildir_errno_status(int err);
+
+/* store_deliver.c */
+void store_deliver_submit(struct store *store, worker_run_cb run,
+    worker_done_cb done, void *arg);
+void store_deliver_user_ready(struct store *store, struct store_user *u);
+
+/*
+ * store_view.c. store_view_apply() brings the loaded view of c's mailbox,
+ * if any, up to date with a committed change, on the loop thread before
+ * the change callback runs: NEW adds c->uid (keywords: space-separated, or
+ * NULL for none), FLAGS sets flags, MODSEQ and keywords (NULL: unchanged),
+ * EXPUNGE removes the message and records it in the expunge window. A
+ * change the view already holds (it was loaded after the commit) is a
+ * no-op; so is a change for a mailbox no view has loaded.
+ */
+void store_view_apply(struct store *store, const struct store_change *c,
+    const char *keywords);
+void store_view_free_all(struct store *store);
 
 /* store_index.c */
 int store_index_open(const char *userdir, sqlite3 **out);

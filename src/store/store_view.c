@@ -1,0 +1,878 @@
+/*
+ * Shared mailbox views: one per open (user, mailbox), loaded once from the
+ * index and kept current by every commit, holding the UID map (RFC 3501
+ * section 2.3.1), flags, interned keyword sets, MODSEQ and a window of
+ * recent expunges (RFC 7162 section 3.2.5), and the \Recent claim of RFC
+ * 3501 section 2.3.2. Loads and claims are user tasks (store.c), so they
+ * run one at a time with the user's deliveries on the user's one handle.
+ *
+ * Memory: 16 bytes per message, plus per view about 250 bytes, the keyword
+ * names and sets, and (after the first expunge) a 2 KiB expunge window.
+ */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "store/store_int.h"
+#include "store/store_view.h"
+
+/* Expunges a view remembers; older ones raise the window's floor. */
+#define STORE_VIEW_EXPUNGES 128
+#define STORE_VIEW_KWSET_MAX 0xffffff
+
+enum store_view_state {
+	STORE_VIEW_LOADING, /* the load task owns the data fields */
+	STORE_VIEW_READY,
+	STORE_VIEW_GONE, /* failed to load; freed when the waiters are told */
+};
+
+/* A set of keywords: sorted, distinct indices into view->keywords. */
+struct store_kwset {
+	uint32_t n;
+	uint32_t *kw;
+};
+
+/* One store_view_open() waiting for its answer. */
+struct store_view_waiter {
+	struct store_view *view;
+	enum store_view_status status;
+	store_view_open_cb cb;
+	void *arg;
+	struct store_view_waiter *next;
+};
+
+struct store_view {
+	struct store *store;
+	struct store_user *user;
+	char *name;
+	int64_t mailbox_id;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint32_t first_recent_uid;
+	uint64_t highestmodseq;
+	struct store_view_msg *msgs; /* ascending UID */
+	uint32_t count, cap;
+	char **keywords;
+	uint32_t nkeywords;
+	struct store_kwset *sets; /* set 0 is the empty set */
+	uint32_t nsets;
+	uint32_t *slots;           /* hash of sets: set index + 1, 0 free */
+	uint32_t nslots;           /* a power of two, over twice nsets */
+	struct store_expunge *exp; /* ring of STORE_VIEW_EXPUNGES */
+	uint32_t exp_head, exp_len;
+	uint64_t floor; /* every expunge above this MODSEQ is in exp */
+	unsigned refs;
+	enum store_view_state state;
+	struct store_view_waiter *waiters;
+	struct store_view *next; /* on user->views */
+	TAILQ_ENTRY(store_view) lru;
+	int in_lru;
+};
+
+static uint32_t
+store_view_kwset_hash(const uint32_t *kw, uint32_t n)
+{
+	uint32_t h = 2166136261u;
+
+	for (uint32_t i = 0; i < n; i++)
+		h = (h ^ kw[i]) * 16777619u;
+	return h;
+}
+
+static void
+store_view_slots_grow(struct store_view *v)
+{
+	uint32_t n = v->nslots ? v->nslots * 2 : 16;
+
+	free(v->slots);
+	v->slots = xcalloc(n, sizeof(*v->slots));
+	v->nslots = n;
+	for (uint32_t s = 1; s < v->nsets; s++) {
+		uint32_t h = store_view_kwset_hash(v->sets[s].kw, v->sets[s].n);
+
+		while (v->slots[h & (n - 1)] != 0)
+			h++;
+		v->slots[h & (n - 1)] = s + 1;
+	}
+}
+
+/*
+ * Returns the index of the set of the n sorted, distinct keyword indices
+ * kw, adding it when new, or -1 when the view holds too many sets.
+ */
+static int64_t
+store_view_kwset_intern(struct store_view *v, const uint32_t *kw, uint32_t n)
+{
+	uint32_t h = store_view_kwset_hash(kw, n), s;
+
+	if (n == 0)
+		return 0;
+	if (v->nslots < 2 * (v->nsets + 1))
+		store_view_slots_grow(v);
+	for (;; h++) {
+		s = v->slots[h & (v->nslots - 1)];
+		if (s == 0)
+			break;
+		if (v->sets[s - 1].n == n &&
+		    memcmp(v->sets[s - 1].kw, kw, n * sizeof(*kw)) == 0)
+			return s - 1;
+	}
+	if (v->nsets > STORE_VIEW_KWSET_MAX)
+		return -1;
+	v->sets = xreallocarray(v->sets, v->nsets + 1, sizeof(*v->sets));
+	v->sets[v->nsets].n = n;
+	v->sets[v->nsets].kw = xcalloc(n, sizeof(*kw));
+	memcpy(v->sets[v->nsets].kw, kw, n * sizeof(*kw));
+	v->slots[h & (v->nslots - 1)] = v->nsets + 1;
+	return v->nsets++;
+}
+
+/* The index of keyword name (len bytes), added to the mailbox's list. */
+static uint32_t
+store_view_keyword_intern(struct store_view *v, const char *name, size_t len)
+{
+	for (uint32_t k = 0; k < v->nkeywords; k++)
+		if (strncmp(v->keywords[k], name, len) == 0 &&
+		    v->keywords[k][len] == '\0')
+			return k;
+	v->keywords =
+	    xreallocarray(v->keywords, v->nkeywords + 1, sizeof(*v->keywords));
+	v->keywords[v->nkeywords] = xstrndup(name, len);
+	return v->nkeywords++;
+}
+
+static int
+store_view_u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The set of the space-separated keywords in text (NULL or "" for none).
+ * Returns its index, or -1 when the view holds too many sets.
+ */
+static int64_t
+store_view_kwset_parse(struct store_view *v, const char *text)
+{
+	uint32_t *kw, n = 0, m = 0;
+	int64_t r;
+
+	if (text == NULL || text[0] == '\0')
+		return 0;
+	kw = xcalloc(strlen(text) / 2 + 1, sizeof(*kw));
+	for (const char *p = text; *p != '\0';) {
+		size_t len = strcspn(p, " ");
+
+		if (len > 0)
+			kw[n++] = store_view_keyword_intern(v, p, len);
+		p += len;
+		p += strspn(p, " ");
+	}
+	qsort(kw, n, sizeof(*kw), store_view_u32_cmp);
+	for (uint32_t i = 0; i < n; i++)
+		if (m == 0 || kw[m - 1] != kw[i])
+			kw[m++] = kw[i];
+	r = store_view_kwset_intern(v, kw, m);
+	free(kw);
+	return r;
+}
+
+/* The position of the first message with a UID >= uid. */
+static uint32_t
+store_view_lower(const struct store_view *v, uint32_t uid)
+{
+	uint32_t lo = 0, hi = v->count;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (v->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void
+store_view_reserve(struct store_view *v, uint32_t n)
+{
+	if (n <= v->cap)
+		return;
+	v->cap = n < 64 ? 64 : n;
+	if (v->cap < n + n / 2 && n > 64)
+		v->cap = n + n / 2;
+	v->msgs = xreallocarray(v->msgs, v->cap, sizeof(*v->msgs));
+}
+
+/*
+ * Adds a message; a UID the view already holds is left alone. UIDs mostly
+ * come in ascending order, but two deliveries committed in one user job
+ * can be announced in either order, so a lower UID is inserted in place.
+ */
+static void
+store_view_insert(struct store_view *v, uint32_t uid, uint64_t modseq,
+    unsigned flags, uint32_t kwset)
+{
+	uint32_t pos = v->count;
+
+	if (v->count > 0 && v->msgs[v->count - 1].uid >= uid) {
+		pos = store_view_lower(v, uid);
+		if (v->msgs[pos].uid == uid)
+			return;
+	}
+	store_view_reserve(v, v->count + 1);
+	memmove(&v->msgs[pos + 1], &v->msgs[pos],
+	    (v->count - pos) * sizeof(*v->msgs));
+	v->msgs[pos] = (struct store_view_msg){
+	    .modseq = modseq,
+	    .uid = uid,
+	    .kwset = kwset,
+	    .flags = flags & 0xff,
+	};
+	v->count++;
+	if (uid >= v->uidnext)
+		v->uidnext = uid + 1;
+}
+
+static void
+store_view_free(struct store_view *v)
+{
+	for (uint32_t k = 0; k < v->nkeywords; k++)
+		free(v->keywords[k]);
+	for (uint32_t s = 1; s < v->nsets; s++)
+		free(v->sets[s].kw);
+	free(v->keywords);
+	free(v->sets);
+	free(v->slots);
+	free(v->exp);
+	free(v->msgs);
+	free(v->name);
+	free(v);
+}
+
+static void
+store_view_unlink(struct store_view *v)
+{
+	struct store_view **pp = &v->user->views;
+
+	while (*pp != v)
+		pp = &(*pp)->next;
+	*pp = v->next;
+}
+
+/* ---- Loading (worker), opening (loop) ---- */
+
+struct store_view_load {
+	struct store_task task; /* first: the task is the load */
+	struct store_view *view;
+	enum store_view_status status;
+};
+
+static int
+store_view_load_mailbox(struct store_view *v, sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db,
+	        "SELECT id, uidvalidity, uidnext, highestmodseq,"
+	        " first_recent_uid, messages FROM mailbox WHERE name = ?",
+	        -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, v->name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		v->mailbox_id = sqlite3_column_int64(st, 0);
+		v->uidvalidity = (uint32_t)sqlite3_column_int64(st, 1);
+		v->uidnext = (uint32_t)sqlite3_column_int64(st, 2);
+		v->highestmodseq = (uint64_t)sqlite3_column_int64(st, 3);
+		v->first_recent_uid = (uint32_t)sqlite3_column_int64(st, 4);
+		store_view_reserve(v, (uint32_t)sqlite3_column_int64(st, 5));
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? 1 : -1;
+}
+
+static int
+store_view_load_keywords(struct store_view *v, sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db,
+	        "SELECT name FROM mailbox_keyword WHERE mailbox_id = ?", -1,
+	        &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, v->mailbox_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+
+		if (name != NULL)
+			store_view_keyword_intern(v, name, strlen(name));
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* One query in UID order; rows come from the (mailbox_id, uid) key. */
+static int
+store_view_load_messages(struct store_view *v, sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db,
+	        "SELECT uid, flags, modseq, keywords FROM message"
+	        " WHERE mailbox_id = ? ORDER BY uid",
+	        -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, v->mailbox_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *kw = (const char *)sqlite3_column_text(st, 3);
+		int64_t set = store_view_kwset_parse(v, kw);
+
+		if (set < 0)
+			break;
+		store_view_insert(v, (uint32_t)sqlite3_column_int64(st, 0),
+		    (uint64_t)sqlite3_column_int64(st, 2),
+		    (unsigned)sqlite3_column_int(st, 1), (uint32_t)set);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Worker: fills the view, which the loop thread leaves alone meanwhile. */
+static void
+store_view_load_run(struct store_task *t, sqlite3 *db)
+{
+	struct store_view_load *l = (struct store_view_load *)t;
+	struct store_view *v = l->view;
+	int r;
+
+	if (db == NULL)
+		return;
+	r = store_view_load_mailbox(v, db);
+	if (r > 0) {
+		l->status = STORE_VIEW_NOMAILBOX;
+		return;
+	}
+	if (r == 0 && store_view_load_keywords(v, db) == 0 &&
+	    store_view_load_messages(v, db) == 0) {
+		v->floor = v->highestmodseq;
+		l->status = STORE_VIEW_OK;
+		return;
+	}
+	log_error("event=store op=view_load user=%s error=\"%s\"",
+	    v->user->name, sqlite3_errmsg(db));
+}
+
+/* Loop thread: answers every waiting open, then drops a failed view. */
+static void
+store_view_load_done(struct store_task *t)
+{
+	struct store_view_load *l = (struct store_view_load *)t;
+	struct store_view *v = l->view;
+	struct store_view_waiter *w;
+
+	v->state =
+	    l->status == STORE_VIEW_OK ? STORE_VIEW_READY : STORE_VIEW_GONE;
+	if (v->state == STORE_VIEW_GONE)
+		store_view_unlink(v);
+	while ((w = v->waiters) != NULL) {
+		v->waiters = w->next;
+		if (v->state == STORE_VIEW_GONE)
+			v->refs--;
+		w->cb(v->state == STORE_VIEW_READY ? v : NULL, l->status,
+		    w->arg);
+		free(w);
+	}
+	if (v->state == STORE_VIEW_GONE)
+		store_view_free(v);
+	free(l);
+}
+
+static void
+store_view_answer(evutil_socket_t fd, short what, void *arg)
+{
+	struct store_view_waiter *w = arg;
+
+	w->cb(w->view, w->status, w->arg);
+	free(w);
+}
+
+static struct store_view *
+store_view_lookup(struct store_user *u, const char *name)
+{
+	struct store_view *v;
+
+	for (v = u->views; v != NULL; v = v->next)
+		if (v->state != STORE_VIEW_GONE && strcmp(v->name, name) == 0)
+			return v;
+	return NULL;
+}
+
+/* Loop thread: a new view of u's mailbox name, loading. */
+static struct store_view *
+store_view_new(struct store *store, struct store_user *u, const char *name)
+{
+	struct store_view *v = xcalloc(1, sizeof(*v));
+	struct store_view_load *l = xcalloc(1, sizeof(*l));
+
+	v->store = store;
+	v->user = u;
+	v->name = xstrdup(name);
+	v->state = STORE_VIEW_LOADING;
+	v->sets = xcalloc(1, sizeof(*v->sets));
+	v->nsets = 1;
+	v->next = u->views;
+	u->views = v;
+	l->view = v;
+	l->status = STORE_VIEW_IO;
+	l->task.run = store_view_load_run;
+	l->task.done = store_view_load_done;
+	store_task_submit(store, u->name, &l->task);
+	return v;
+}
+
+void
+store_view_open(struct store *store, const char *user, const char *mailbox,
+    store_view_open_cb cb, void *arg)
+{
+	struct store_view_waiter *w = xcalloc(1, sizeof(*w));
+	struct store_user *u = store_user_get(store, user);
+	const char *name =
+	    strcasecmp(mailbox, "INBOX") == 0 ? "INBOX" : mailbox;
+	struct timeval now = {0, 0};
+	struct store_view *v;
+
+	w->cb = cb;
+	w->arg = arg;
+	v = u != NULL ? store_view_lookup(u, name) : NULL;
+	if (u != NULL && (v == NULL || v->state == STORE_VIEW_LOADING)) {
+		struct store_view_waiter **pp;
+
+		if (v == NULL)
+			v = store_view_new(store, u, name);
+		store_view_ref(v);
+		w->view = v;
+		for (pp = &v->waiters; *pp != NULL; pp = &(*pp)->next)
+			;
+		*pp = w;
+		return;
+	}
+	/* Loaded already, or an invalid user name that has no index. */
+	w->view = v != NULL ? store_view_ref(v) : NULL;
+	w->status = v != NULL ? STORE_VIEW_OK : STORE_VIEW_IO;
+	if (event_base_once(store->base, -1, EV_TIMEOUT, store_view_answer, w,
+	        &now) < 0)
+		log_fatal("event=store error=\"event_base_once failed\"");
+}
+
+struct store_view *
+store_view_ref(struct store_view *v)
+{
+	if (v->in_lru) {
+		TAILQ_REMOVE(&v->store->view_lru, v, lru);
+		v->in_lru = 0;
+		v->store->nview_lru--;
+	}
+	v->refs++;
+	return v;
+}
+
+void
+store_view_unref(struct store_view **vp)
+{
+	struct store_view *v = *vp;
+	struct store *store;
+
+	*vp = NULL;
+	if (v == NULL || --v->refs > 0)
+		return;
+	assert(v->state == STORE_VIEW_READY);
+	store = v->store;
+	TAILQ_INSERT_HEAD(&store->view_lru, v, lru);
+	v->in_lru = 1;
+	store->nview_lru++;
+	while (store->nview_lru > STORE_VIEW_CACHE) {
+		v = TAILQ_LAST(&store->view_lru, store_view_list);
+		TAILQ_REMOVE(&store->view_lru, v, lru);
+		store->nview_lru--;
+		store_view_unlink(v);
+		store_view_free(v);
+	}
+}
+
+/* Frees every view at store_free(); no reference may be left. */
+void
+store_view_free_all(struct store *store)
+{
+	for (size_t i = 0; i < STORE_USER_BUCKETS; i++) {
+		for (struct store_user *u = store->users[i]; u != NULL;
+		     u = u->next) {
+			struct store_view *v;
+
+			while ((v = u->views) != NULL) {
+				u->views = v->next;
+				store_view_free(v);
+			}
+		}
+	}
+	TAILQ_INIT(&store->view_lru);
+	store->nview_lru = 0;
+}
+
+int64_t
+store_view_mailbox_id(const struct store_view *v)
+{
+	return v->mailbox_id;
+}
+
+const char *
+store_view_name(const struct store_view *v)
+{
+	return v->name;
+}
+
+uint32_t
+store_view_uidvalidity(const struct store_view *v)
+{
+	return v->uidvalidity;
+}
+
+uint32_t
+store_view_uidnext(const struct store_view *v)
+{
+	return v->uidnext;
+}
+
+uint64_t
+store_view_highestmodseq(const struct store_view *v)
+{
+	return v->highestmodseq;
+}
+
+uint32_t
+store_view_first_recent_uid(const struct store_view *v)
+{
+	return v->first_recent_uid;
+}
+
+uint32_t
+store_view_count(const struct store_view *v)
+{
+	return v->count;
+}
+
+const struct store_view_msg *
+store_view_msg(const struct store_view *v, uint32_t i)
+{
+	assert(i < v->count);
+	return &v->msgs[i];
+}
+
+int64_t
+store_view_find(const struct store_view *v, uint32_t uid)
+{
+	uint32_t pos = store_view_lower(v, uid);
+
+	return pos < v->count && v->msgs[pos].uid == uid ? (int64_t)pos : -1;
+}
+
+size_t
+store_view_msg_keywords(const struct store_view *v, uint32_t i,
+    const uint32_t **kw)
+{
+	const struct store_kwset *set = &v->sets[store_view_msg(v, i)->kwset];
+
+	*kw = set->kw;
+	return set->n;
+}
+
+size_t
+store_view_keyword_count(const struct store_view *v)
+{
+	return v->nkeywords;
+}
+
+const char *
+store_view_keyword(const struct store_view *v, size_t k)
+{
+	assert(k < v->nkeywords);
+	return v->keywords[k];
+}
+
+/* ---- Keeping views current (loop thread) ---- */
+
+/* Remembers an expunge; the oldest one leaving the ring raises the floor. */
+static void
+store_view_expunge_note(struct store_view *v, uint32_t uid, uint64_t modseq)
+{
+	if (modseq <= v->floor)
+		return;
+	if (v->exp == NULL)
+		v->exp = xcalloc(STORE_VIEW_EXPUNGES, sizeof(*v->exp));
+	if (v->exp_len == STORE_VIEW_EXPUNGES) {
+		if (v->exp[v->exp_head].modseq > v->floor)
+			v->floor = v->exp[v->exp_head].modseq;
+		v->exp_head = (v->exp_head + 1) % STORE_VIEW_EXPUNGES;
+		v->exp_len--;
+	}
+	v->exp[(v->exp_head + v->exp_len) % STORE_VIEW_EXPUNGES] =
+	    (struct store_expunge){.uid = uid, .modseq = modseq};
+	v->exp_len++;
+}
+
+static void
+store_view_expunge(struct store_view *v, uint32_t uid, uint64_t modseq)
+{
+	int64_t i = store_view_find(v, uid);
+
+	if (i >= 0) {
+		memmove(&v->msgs[i], &v->msgs[i + 1],
+		    (v->count - (uint32_t)i - 1) * sizeof(*v->msgs));
+		v->count--;
+	}
+	store_view_expunge_note(v, uid, modseq);
+}
+
+static void
+store_view_flags(struct store_view *v, const struct store_change *c,
+    const char *keywords)
+{
+	int64_t i = store_view_find(v, c->uid), set;
+	struct store_view_msg *m;
+
+	if (i < 0 || v->msgs[i].modseq >= c->modseq)
+		return;
+	m = &v->msgs[i];
+	if (keywords != NULL &&
+	    (set = store_view_kwset_parse(v, keywords)) >= 0)
+		m->kwset = (uint32_t)set;
+	m->flags = c->flags & 0xff;
+	m->modseq = c->modseq;
+}
+
+static struct store_view *
+store_view_loaded(struct store *store, const char *user, int64_t mailbox_id)
+{
+	struct store_user *u = store_user_find(store, user);
+	struct store_view *v;
+
+	for (v = u != NULL ? u->views : NULL; v != NULL; v = v->next)
+		if (v->state == STORE_VIEW_READY && v->mailbox_id == mailbox_id)
+			return v;
+	return NULL;
+}
+
+void
+store_view_apply(struct store *store, const struct store_change *c,
+    const char *keywords)
+{
+	struct store_view *v = store_view_loaded(store, c->user, c->mailbox_id);
+	int64_t set;
+
+	if (v == NULL)
+		return;
+	switch (c->kind) {
+	case STORE_CHANGE_NEW:
+		set = store_view_kwset_parse(v, keywords);
+		store_view_insert(v, c->uid, c->modseq, c->flags,
+		    set < 0 ? 0 : (uint32_t)set);
+		break;
+	case STORE_CHANGE_FLAGS:
+		store_view_flags(v, c, keywords);
+		break;
+	case STORE_CHANGE_EXPUNGE:
+		store_view_expunge(v, c->uid, c->modseq);
+		break;
+	}
+	if (c->modseq > v->highestmodseq)
+		v->highestmodseq = c->modseq;
+}
+
+int
+store_view_expunged_since(const struct store_view *v, uint64_t modseq,
+    void (*cb)(const struct store_expunge *e, void *arg), void *arg)
+{
+	if (modseq < v->floor)
+		return -1;
+	for (uint32_t i = 0; i < v->exp_len; i++) {
+		const struct store_expunge *e =
+		    &v->exp[(v->exp_head + i) % STORE_VIEW_EXPUNGES];
+
+		if (e->modseq > modseq)
+			cb(e, arg);
+	}
+	return 0;
+}
+
+/* ---- Tombstones from the index ---- */
+
+struct store_view_tomb {
+	struct store_task task;
+	int64_t mailbox_id;
+	uint64_t modseq;
+	store_expunged_cb cb;
+	void *arg;
+	struct store_expunge *list;
+	size_t n;
+	enum store_view_status status;
+};
+
+static void
+store_view_tomb_run(struct store_task *t, sqlite3 *db)
+{
+	struct store_view_tomb *q = (struct store_view_tomb *)t;
+	sqlite3_stmt *st;
+	size_t cap = 0;
+	int rc;
+
+	if (db == NULL ||
+	    sqlite3_prepare_v2(db,
+	        "SELECT uid, modseq FROM expunged"
+	        " WHERE mailbox_id = ? AND modseq > ?"
+	        " ORDER BY uid",
+	        -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_int64(st, 1, q->mailbox_id);
+	sqlite3_bind_int64(st, 2, (int64_t)q->modseq);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (q->n == cap) {
+			cap = cap ? cap * 2 : 64;
+			q->list = xreallocarray(q->list, cap, sizeof(*q->list));
+		}
+		q->list[q->n].uid = (uint32_t)sqlite3_column_int64(st, 0);
+		q->list[q->n++].modseq = (uint64_t)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		q->status = STORE_VIEW_OK;
+	else
+		log_error("event=store op=expunged error=\"%s\"",
+		    sqlite3_errmsg(db));
+}
+
+static void
+store_view_tomb_done(struct store_task *t)
+{
+	struct store_view_tomb *q = (struct store_view_tomb *)t;
+
+	if (q->status == STORE_VIEW_OK)
+		q->cb(q->list, q->n, STORE_VIEW_OK, q->arg);
+	else
+		q->cb(NULL, 0, q->status, q->arg);
+	free(q->list);
+	free(q);
+}
+
+void
+store_expunged_since(struct store *store, const char *user, int64_t mailbox_id,
+    uint64_t modseq, store_expunged_cb cb, void *arg)
+{
+	struct store_view_tomb *q = xcalloc(1, sizeof(*q));
+
+	q->mailbox_id = mailbox_id;
+	q->modseq = modseq;
+	q->cb = cb;
+	q->arg = arg;
+	q->status = STORE_VIEW_IO;
+	q->task.run = store_view_tomb_run;
+	q->task.done = store_view_tomb_done;
+	store_task_submit(store, user, &q->task);
+}
+
+/* ---- The \Recent claim ---- */
+
+struct store_view_claim {
+	struct store_task task;
+	struct store_view *view;
+	int64_t mailbox_id;
+	store_view_recent_cb cb;
+	void *arg;
+	uint32_t first_recent; /* before the claim */
+	uint32_t uidnext;      /* the first \Recent UID after it */
+	enum store_view_status status;
+};
+
+static int
+store_view_claim_sql(struct store_view_claim *cl, sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db,
+	        "SELECT first_recent_uid, uidnext FROM mailbox WHERE id = ?",
+	        -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, cl->mailbox_id);
+	rc = sqlite3_step(st);
+	cl->first_recent = (uint32_t)sqlite3_column_int64(st, 0);
+	cl->uidnext = (uint32_t)sqlite3_column_int64(st, 1);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW ||
+	    sqlite3_prepare_v2(db,
+	        "UPDATE mailbox SET first_recent_uid ="
+	        " uidnext WHERE id = ?",
+	        -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, cl->mailbox_id);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void
+store_view_claim_run(struct store_task *t, sqlite3 *db)
+{
+	struct store_view_claim *cl = (struct store_view_claim *)t;
+
+	if (db == NULL || store_index_begin(db) < 0)
+		return;
+	if (store_view_claim_sql(cl, db) == 0 && store_index_commit(db) == 0) {
+		cl->status = STORE_VIEW_OK;
+		return;
+	}
+	log_error("event=store op=claim_recent error=\"%s\"",
+	    sqlite3_errmsg(db));
+	store_index_rollback(db);
+}
+
+static void
+store_view_claim_done(struct store_task *t)
+{
+	struct store_view_claim *cl = (struct store_view_claim *)t;
+	struct store_view *v = cl->view;
+
+	if (cl->status == STORE_VIEW_OK && cl->uidnext > v->first_recent_uid)
+		v->first_recent_uid = cl->uidnext;
+	cl->cb(v, cl->first_recent, cl->status, cl->arg);
+	store_view_unref(&cl->view);
+	free(cl);
+}
+
+void
+store_view_claim_recent(struct store_view *v, store_view_recent_cb cb,
+    void *arg)
+{
+	struct store_view_claim *cl = xcalloc(1, sizeof(*cl));
+
+	assert(v->state == STORE_VIEW_READY);
+	cl->view = store_view_ref(v);
+	cl->mailbox_id = v->mailbox_id;
+	cl->cb = cb;
+	cl->arg = arg;
+	cl->status = STORE_VIEW_IO;
+	cl->task.run = store_view_claim_run;
+	cl->task.done = store_view_claim_done;
+	store_task_submit(v->store, v->user->name, &cl->task);
+}
