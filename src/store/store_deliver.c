@@ -437,8 +437,8 @@ store_deliver_announce(struct store *store, struct store_item *it)
 }
 
 /*
- * Loop thread: announces every stored message of a delivery whose items
- * are all final, reports it and frees what the store added.
+ * Loop thread: reports a delivery whose items are all final (each stored
+ * one was announced when it became durable) and frees what the store added.
  */
 static void
 store_deliver_done(struct store_djob *job)
@@ -446,9 +446,6 @@ store_deliver_done(struct store_djob *job)
 	struct store_delivery *d = job->d;
 	struct store *store = job->store;
 
-	for (size_t i = 0; i < d->nrcpts; i++)
-		if (job->items[i].committed && job->items[i].status == STORE_OK)
-			store_deliver_announce(store, &job->items[i]);
 	for (size_t i = 0; i < d->nrcpts; i++) {
 		struct store_item *it = &job->items[i];
 
@@ -539,6 +536,13 @@ store_deliver_covered(struct store_item *it, int err)
 	}
 	if (err != 0)
 		it->status = STORE_ERR_IO;
+	/*
+	 * Announced as soon as it is durable, not when its whole delivery is:
+	 * waiters leave in commit order, so each mailbox hears of its new
+	 * UIDs in ascending order, as IMAP needs (RFC 3501 section 2.3.1.1).
+	 */
+	if (it->status == STORE_OK)
+		store_deliver_announce(it->job->store, it);
 	store_deliver_final(it->job, 1);
 }
 
@@ -585,10 +589,13 @@ store_deliver_barrier_start(struct store *store)
 static void
 store_deliver_committed(struct store *store, struct store_item *it)
 {
-	if (it->committed && store->fsync_mode == STORE_FSYNC_SYNCFS)
+	if (it->committed && store->fsync_mode == STORE_FSYNC_SYNCFS) {
 		store_deliver_wait(store, it, STORE_STEP_COMMITTED);
-	else
-		store_deliver_final(it->job, 1);
+		return;
+	}
+	if (it->committed && it->status == STORE_OK)
+		store_deliver_announce(store, it);
+	store_deliver_final(it->job, 1);
 }
 
 /* Loop thread: an item leaves step (b) of a user job. */

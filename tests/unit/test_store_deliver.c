@@ -638,6 +638,58 @@ test_fsync_mode_parse(void)
 	CHECK_INT(store_fsync_mode_parse("", &m), -1);
 }
 
+/* Per-user UID order of change events, for test_announce_order. */
+struct order {
+	uint32_t last[3];
+	int bad;
+	int n;
+};
+
+static void
+on_change_order(const struct store_change *ch, void *arg)
+{
+	struct order *o = arg;
+	int u = ch->user[0] - 'a';
+
+	if (u < 0 || u > 2 || ch->uid <= o->last[u])
+		o->bad++;
+	else
+		o->last[u] = ch->uid;
+	o->n++;
+}
+
+/*
+ * Deliveries with recipients spread over users finish in any order, yet
+ * each mailbox must hear of its new UIDs in ascending order.
+ */
+static void
+test_announce_order(void)
+{
+	static const char *const sets[][3] = {{"a", "b", "c"}, {"b"},
+	    {"c", "a"}, {"a"}, {"b", "c"}, {"c"}};
+	static const size_t sizes[] = {3, 1, 2, 1, 2, 1};
+	struct store_delivery *ds[60];
+	struct order o = {{0}, 0, 0};
+	struct ctx c;
+	int total = 0;
+
+	setup(&c);
+	store_set_change_cb(c.store, on_change_order, &o);
+	for (int i = 0; i < 60; i++) {
+		ds[i] = make_delivery(&c, sets[i % 6], sizes[i % 6], 0);
+		store_deliver(c.store, ds[i]);
+		total += (int)sizes[i % 6];
+		if (i % 7 == 0)
+			event_base_loop(c.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	}
+	run_until(&c, 60);
+	CHECK_INT(o.n, total);
+	CHECK_INT(o.bad, 0);
+	for (int i = 0; i < 60; i++)
+		store_delivery_free(&ds[i]);
+	teardown(&c);
+}
+
 int
 main(void)
 {
@@ -655,6 +707,7 @@ main(void)
 		CHECK_RUN(test_deliver_multi);
 		CHECK_RUN(test_deliver_batch);
 		CHECK_RUN(test_group_commit);
+		CHECK_RUN(test_announce_order);
 		CHECK_RUN(test_quota);
 		CHECK_RUN(test_quota_inflight);
 		CHECK_RUN(test_all_or_none);
