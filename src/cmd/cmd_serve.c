@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "cmd/cmd.h"
+#include "imap/imap_server.h"
 #include "net/listener.h"
 #include "net/tls.h"
 #include "net/worker.h"
@@ -39,6 +40,7 @@ struct serve {
 	struct auth *auth;
 	SSL_CTX *tls;
 	struct smtp_server **servers;
+	struct imap_server **imap_servers; /* parallel to servers */
 	struct listener **listeners;
 	size_t nlisteners;
 	struct event *sigs[3];
@@ -174,32 +176,63 @@ serve_smtp_settings(struct serve *sv, const struct settings_listener *l,
 	ss->bare_lf_normalize = s->bare_lf_normalize;
 }
 
-static int
-serve_listen_one(struct serve *sv, const struct settings_listener *l)
+static void
+serve_imap_server(struct serve *sv, const struct settings_listener *l)
+{
+	struct imap_env env = {sv->store, sv->userdb, sv->auth, sv->hub};
+	struct imap_settings is;
+
+	memset(&is, 0, sizeof(is));
+	is.name = l->name;
+	is.hostname = sv->s->hostname;
+	is.tls = l->tls != SETTINGS_TLS_NONE ? sv->tls : NULL;
+	is.implicit_tls = l->tls == SETTINGS_TLS_IMPLICIT;
+	is.plaintext_auth = sv->s->imap_plaintext_auth;
+	is.max_bad_commands = (unsigned)sv->s->max_bad_commands;
+	sv->imap_servers[sv->nlisteners] = imap_server_new(sv->base, &is, &env);
+}
+
+static void
+serve_smtp_server(struct serve *sv, const struct settings_listener *l)
 {
 	struct smtp_env env = {sv->store, sv->userdb, sv->auth};
 	struct smtp_settings ss;
-	struct smtp_server *srv;
-	struct listener *lis;
-	char err[512];
-	size_t i = sv->nlisteners;
 
 	serve_smtp_settings(sv, l, &ss);
 	if (l->mode == SMTP_MODE_LMTP)
 		env.auth = NULL;
-	srv = smtp_server_new(sv->base, &ss, &env);
+	sv->servers[sv->nlisteners] = smtp_server_new(sv->base, &ss, &env);
+}
+
+static int
+serve_listen_one(struct serve *sv, const struct settings_listener *l)
+{
+	listener_accept_cb accept = smtp_server_accept;
+	struct listener *lis;
+	char err[512];
+	size_t i = sv->nlisteners;
+	void *srv;
+
+	if (l->is_imap) {
+		serve_imap_server(sv, l);
+		accept = imap_server_accept;
+		srv = sv->imap_servers[i];
+	} else {
+		serve_smtp_server(sv, l);
+		srv = sv->servers[i];
+	}
 	if (l->is_unix)
-		lis = listener_new_unix(sv->base, l->address, 0660,
-		    smtp_server_accept, srv, err, sizeof(err));
+		lis = listener_new_unix(sv->base, l->address, 0660, accept, srv,
+		    err, sizeof(err));
 	else
 		lis = listener_new_tcp(sv->base, l->address, SERVE_BACKLOG,
-		    smtp_server_accept, srv, err, sizeof(err));
+		    accept, srv, err, sizeof(err));
 	if (lis == NULL) {
 		log_error("event=listen name=%s error=\"%s\"", l->name, err);
-		smtp_server_free(&srv);
+		smtp_server_free(&sv->servers[i]);
+		imap_server_free(&sv->imap_servers[i]);
 		return -1;
 	}
-	sv->servers[i] = srv;
 	sv->listeners[i] = lis;
 	sv->nlisteners++;
 	if (l->is_unix)
@@ -226,6 +259,7 @@ serve_listen(struct serve *sv)
 	size_t n = s->nlisteners + 1;
 
 	sv->servers = xcalloc(n, sizeof(*sv->servers));
+	sv->imap_servers = xcalloc(n, sizeof(*sv->imap_servers));
 	sv->listeners = xcalloc(n, sizeof(*sv->listeners));
 	for (size_t i = 0; i < s->nlisteners; i++) {
 		if (serve_listen_one(sv, &s->listeners[i]) < 0)
@@ -269,9 +303,11 @@ serve_cleanup(struct serve *sv)
 	for (size_t i = 0; i < sv->nlisteners; i++) {
 		listener_free(&sv->listeners[i]);
 		smtp_server_free(&sv->servers[i]);
+		imap_server_free(&sv->imap_servers[i]);
 	}
 	free(sv->listeners);
 	free(sv->servers);
+	free(sv->imap_servers);
 	for (size_t i = 0; i < 3; i++) {
 		if (sv->sigs[i] != NULL)
 			event_free(sv->sigs[i]);

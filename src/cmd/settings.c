@@ -33,6 +33,7 @@ settings_defaults(struct settings *s)
 	s->fsync_mode = STORE_FSYNC_SYNCFS;
 	s->auth_threads = 2;
 	s->auth_queue = 1000;
+	s->imap_plaintext_auth = IMAP_PLAINTEXT_LOOPBACK;
 }
 
 static void
@@ -60,6 +61,8 @@ settings_protocol(struct settings_listener *l)
 		l->mode = SMTP_MODE_SUBMISSION;
 	else if (strcmp(l->protocol, "lmtp") == 0)
 		l->mode = SMTP_MODE_LMTP;
+	else if (strcmp(l->protocol, "imap") == 0)
+		l->is_imap = 1;
 	else
 		return -1;
 	return 0;
@@ -134,6 +137,30 @@ settings_fsync_mode(struct settings *s, struct config *cfg, char *err,
 }
 
 static int
+settings_imap_plaintext(struct settings *s, struct config *cfg, char *err,
+    size_t errlen)
+{
+	struct config_entry *e =
+	    config_get(&cfg->sections[0], "imap_plaintext_auth");
+
+	if (e == NULL)
+		return 0;
+	if (strcmp(e->value, "loopback") == 0)
+		s->imap_plaintext_auth = IMAP_PLAINTEXT_LOOPBACK;
+	else if (strcmp(e->value, "yes") == 0)
+		s->imap_plaintext_auth = IMAP_PLAINTEXT_YES;
+	else if (strcmp(e->value, "no") == 0)
+		s->imap_plaintext_auth = IMAP_PLAINTEXT_NO;
+	else {
+		snprintf(err, errlen,
+		    "%s:%d: imap_plaintext_auth: expected loopback, yes or no",
+		    cfg->path, e->line);
+		return -1;
+	}
+	return 0;
+}
+
+static int
 settings_top(struct settings *s, struct config *cfg, char *err, size_t errlen)
 {
 	struct config_section *top = &cfg->sections[0];
@@ -169,7 +196,8 @@ settings_top(struct settings *s, struct config *cfg, char *err, size_t errlen)
 	if ((e = config_get(top, "auth_allow_plaintext")) != NULL &&
 	    config_bool(cfg, e, &s->auth_allow_plaintext, err, errlen) < 0)
 		return -1;
-	if (settings_fsync_mode(s, cfg, err, errlen) < 0)
+	if (settings_fsync_mode(s, cfg, err, errlen) < 0 ||
+	    settings_imap_plaintext(s, cfg, err, errlen) < 0)
 		return -1;
 	return settings_top_numbers(s, cfg, err, errlen);
 }
@@ -207,7 +235,7 @@ settings_listener(struct settings *s, struct config *cfg,
 	if (settings_protocol(l) < 0) {
 		snprintf(err, errlen,
 		    "%s:%d: protocol: expected smtp, "
-		    "submission or lmtp",
+		    "submission, lmtp or imap",
 		    cfg->path, proto->line);
 		return -1;
 	}

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "base/log.h"
+#include "imap/imap_server.h"
 #include "smtp/smtp_server.h"
 #include "store/store.h"
 
@@ -21,8 +22,9 @@ enum settings_tls {
 
 struct settings_listener {
 	char *name;
-	char *protocol; /* "smtp", "submission" or "lmtp" */
-	enum smtp_mode mode;
+	char *protocol;      /* "smtp", "submission", "lmtp" or "imap" */
+	enum smtp_mode mode; /* for the SMTP family */
+	int is_imap;
 	char *address; /* "host:port", or a path for "unix:/path" */
 	int is_unix;
 	enum settings_tls tls;
@@ -47,6 +49,7 @@ struct settings {
 	uint64_t smtp_data_timeout;
 	int bare_lf_normalize;
 	int auth_allow_plaintext;
+	enum imap_plaintext imap_plaintext_auth;
 	uint64_t io_threads;
 	enum store_fsync_mode fsync_mode; /* how deliveries reach the disk */
 	uint64_t auth_threads;

@@ -164,7 +164,8 @@ imap_parser_free(struct imap_parser **pp)
 		return;
 	imap_parser_reset(p);
 	free(p->stack);
-	free(p->tok);
+	/* The token buffer may still hold a LOGIN password. */
+	xfree_secret(p->tok, p->tok_cap);
 	free(p->err_tag);
 	free(p);
 	*pp = NULL;

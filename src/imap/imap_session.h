@@ -1,0 +1,125 @@
+/*
+ * Internal to imap/: the server's state that sessions read, and the
+ * per-connection session (the state machine of RFC 9051 section 3) that
+ * imap_server starts and, at shutdown, closes.
+ */
+#ifndef IMAP_IMAP_SESSION_H
+#define IMAP_IMAP_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "imap/imap_server.h"
+
+struct auth_request;
+struct conn;
+struct imap_cmd;
+struct imap_parser;
+
+/* RFC 9051 section 3 states, as bits so commands can list where they run. */
+#define IMAP_STATE_NOAUTH 0x1
+#define IMAP_STATE_AUTH 0x2
+#define IMAP_STATE_SELECTED 0x4
+
+/* What the session reads next. */
+enum imap_phase {
+	IMAP_PHASE_CMD,     /* commands */
+	IMAP_PHASE_AUTH,    /* a line answering AUTHENTICATE's "+ " */
+	IMAP_PHASE_BUSY,    /* waiting for auth; input paused */
+	IMAP_PHASE_CLOSING, /* the last response is being flushed */
+};
+
+/* Extensions the client turned on with ENABLE (RFC 5161). */
+#define IMAP_ENABLED_IMAP4REV2 0x1
+#define IMAP_ENABLED_CONDSTORE 0x2
+#define IMAP_ENABLED_QRESYNC 0x4
+#define IMAP_ENABLED_UTF8 0x8
+
+/*
+ * Kept small: an idle logged-in session is this struct, its conn and no
+ * parser (the parser exists only while a command is being read).
+ */
+struct imap_session {
+	struct imap_server *srv; /* NULL once closed by the server */
+	struct imap_session *next, *prev;
+	struct conn *conn;          /* NULL once the connection is gone */
+	struct imap_parser *parser; /* NULL between commands */
+	uint32_t sid;
+	unsigned state; /* one IMAP_STATE_* bit */
+	enum imap_phase phase;
+	unsigned enabled; /* IMAP_ENABLED_* */
+	int in_run;       /* inside a handler: defer the free */
+	int dead;         /* ended while in_run */
+	unsigned ncmds, nbad;
+	const char *close_reason; /* static, for the disconnect line */
+	char *user;               /* once authenticated */
+	char *tag;                /* the LOGIN or AUTHENTICATE in progress */
+	struct auth_request *auth_req;
+};
+
+struct imap_server {
+	struct event_base *base;
+	struct imap_settings set; /* strings owned, defaults filled in */
+	struct imap_env env;
+	struct imap_session *sessions; /* open sessions, linked */
+	size_t nsessions;
+};
+
+/*
+ * Starts a session on conn (owned by the session from now on): greets and
+ * reads. The session links itself into srv and unlinks when it ends.
+ */
+void imap_session_start(struct imap_server *srv, struct conn *conn);
+
+/* Closes a session at server shutdown: everything goes at once. */
+void imap_session_close(struct imap_session *s);
+
+/* Queues one response line (CRLF added); nothing once the conn is gone. */
+void imap_session_printf(struct imap_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Answers "tag BAD text" (or "* BAD" with a NULL tag) and counts a client
+ * error; after the last one allowed "* BYE" follows and the session closes.
+ */
+void imap_session_bad(struct imap_session *s, const char *tag,
+    const char *text);
+
+/* Answers "tag NO text" and counts it like imap_session_bad(). */
+void imap_session_fail(struct imap_session *s, const char *tag,
+    const char *text);
+
+/*
+ * Writes "* BYE text" and closes once it is flushed; reason (static) goes
+ * into the disconnect log line.
+ */
+void imap_session_bye(struct imap_session *s, const char *reason,
+    const char *text);
+
+/* Stops reading while auth works, and resumes it. */
+void imap_session_busy(struct imap_session *s);
+void imap_session_idle(struct imap_session *s);
+
+/* 1 when LOGIN and AUTHENTICATE may run on this connection now. */
+int imap_session_plaintext_ok(struct imap_session *s);
+
+/* Writes the capability list, without line end, after a prefix. */
+void imap_session_capability(struct imap_session *s, const char *prefix,
+    const char *suffix);
+
+/* Handles buffered input until it runs out or the session must wait. */
+void imap_session_run(struct imap_session *s);
+
+/* Frees the session and everything it holds (the conn included). */
+void imap_session_free(struct imap_session *s);
+
+/* imap_command.c: runs one parsed command in the session's state. */
+void imap_command_run(struct imap_session *s, struct imap_cmd *cmd);
+
+/* imap_auth.c: LOGIN, AUTHENTICATE and its response line, cleanup. */
+void imap_auth_login(struct imap_session *s, struct imap_cmd *cmd);
+void imap_auth_authenticate(struct imap_session *s, struct imap_cmd *cmd);
+void imap_auth_response(struct imap_session *s, const char *line);
+void imap_auth_clear(struct imap_session *s);
+
+#endif
