@@ -47,8 +47,7 @@ base64_encode(const void *in, size_t len, char *out)
 	*out = '\0';
 }
 
-/* The 6-bit value of c, or -1 when c is not in the alphabet. */
-static int
+int
 base64_value(unsigned char c)
 {
 	if (c >= 'A' && c <= 'Z')

@@ -17,4 +17,7 @@ void base64_encode(const void *in, size_t len, char *out);
  */
 long base64_decode(const char *in, size_t len, unsigned char *out);
 
+/* The 6-bit value of c, or -1 when c is not in the base64 alphabet. */
+int base64_value(unsigned char c);
+
 #endif

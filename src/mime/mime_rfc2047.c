@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/base64.h"
 #include "base/xmalloc.h"
 #include "mime/mime.h"
 
@@ -139,22 +140,6 @@ mime_rfc2047_q(char *s, size_t len)
 	return n;
 }
 
-static int
-mime_rfc2047_b64_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* Decodes base64 in place, ignoring anything else; returns the length. */
 static size_t
 mime_rfc2047_b(char *s, size_t len)
@@ -164,7 +149,7 @@ mime_rfc2047_b(char *s, size_t len)
 	int bits = 0, v;
 
 	for (i = 0; i < len; i++) {
-		if ((v = mime_rfc2047_b64_value(s[i])) < 0)
+		if ((v = base64_value((unsigned char)s[i])) < 0)
 			continue;
 		acc = (acc << 6) | (uint32_t)v;
 		bits += 6;
