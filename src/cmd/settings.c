@@ -298,6 +298,10 @@ settings_derive(struct settings *s)
 		    "127.0.0.1:2587", SETTINGS_TLS_STARTTLS);
 		settings_add_listener(s, "submissions", "submission",
 		    "127.0.0.1:2465", SETTINGS_TLS_IMPLICIT);
+		settings_add_listener(s, "imap", "imap", "127.0.0.1:1143",
+		    SETTINGS_TLS_STARTTLS);
+		settings_add_listener(s, "imaps", "imap", "127.0.0.1:1993",
+		    SETTINGS_TLS_IMPLICIT);
 		for (size_t i = 0; i < s->nlisteners; i++)
 			settings_protocol(&s->listeners[i]);
 	}

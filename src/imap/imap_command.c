@@ -1,7 +1,8 @@
 /*
  * The command table and the commands valid before a mailbox is selected:
  * CAPABILITY, NOOP, LOGOUT and STARTTLS (RFC 9051 sections 6.1 and 6.2.1),
- * ENABLE (RFC 5161), ID (RFC 2971) and NAMESPACE (RFC 2342). Commands of
+ * ENABLE (RFC 5161), ID (RFC 2971) and NAMESPACE (RFC 2342); the mailbox
+ * commands live in imap_select.c, imap_list.c and imap_idle.c. Commands of
  * RFC 9051 and the extensions we will offer that do not work yet answer
  * NO [CANNOT] in their state, so clients fail clearly.
  */
@@ -148,18 +149,18 @@ static const struct imap_command imap_commands[] = {
     {"AUTHENTICATE", IMAP_STATE_NOAUTH, imap_auth_authenticate},
     {"ENABLE", IMAP_STATE_AUTH, imap_cmd_enable},
     {"NAMESPACE", AUTHED, imap_cmd_namespace},
-    {"SELECT", AUTHED, NULL},
-    {"EXAMINE", AUTHED, NULL},
+    {"SELECT", AUTHED, imap_select_select},
+    {"EXAMINE", AUTHED, imap_select_select},
     {"CREATE", AUTHED, NULL},
     {"DELETE", AUTHED, NULL},
     {"RENAME", AUTHED, NULL},
     {"SUBSCRIBE", AUTHED, NULL},
     {"UNSUBSCRIBE", AUTHED, NULL},
-    {"LIST", AUTHED, NULL},
-    {"LSUB", AUTHED, NULL},
-    {"STATUS", AUTHED, NULL},
+    {"LIST", AUTHED, imap_list_list},
+    {"LSUB", AUTHED, imap_list_lsub},
+    {"STATUS", AUTHED, imap_list_status},
     {"APPEND", AUTHED, NULL},
-    {"IDLE", AUTHED, NULL},
+    {"IDLE", AUTHED, imap_idle_start},
     {"NOTIFY", AUTHED, NULL},
     {"GETQUOTA", AUTHED, NULL},
     {"GETQUOTAROOT", AUTHED, NULL},
@@ -169,8 +170,8 @@ static const struct imap_command imap_commands[] = {
     {"COMPRESS", AUTHED, NULL},
     {"UNAUTHENTICATE", AUTHED, NULL},
     {"CHECK", IMAP_STATE_SELECTED, NULL},
-    {"CLOSE", IMAP_STATE_SELECTED, NULL},
-    {"UNSELECT", IMAP_STATE_SELECTED, NULL},
+    {"CLOSE", IMAP_STATE_SELECTED, imap_select_close},
+    {"UNSELECT", IMAP_STATE_SELECTED, imap_select_unselect},
     {"EXPUNGE", IMAP_STATE_SELECTED, NULL},
     {"SEARCH", IMAP_STATE_SELECTED, NULL},
     {"FETCH", IMAP_STATE_SELECTED, NULL},
@@ -229,6 +230,8 @@ imap_command_run(struct imap_session *s, struct imap_cmd *cmd)
 		s->nbad = 0;
 		return;
 	}
+	/* RFC 3501 section 7: news of the mailbox precede the tagged reply. */
+	imap_select_updates(s, imap_select_expunge_ok(cmd->name));
 	c->run(s, cmd);
 	/* Only consecutive errors end the session. */
 	if (s->nbad == nbad)

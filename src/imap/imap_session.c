@@ -50,6 +50,10 @@ imap_session_free(struct imap_session *s)
 {
 	imap_session_unlink(s);
 	imap_auth_clear(s);
+	imap_idle_free(s);
+	imap_select_clear(s);
+	if (s->async != NULL)
+		s->async->s = NULL;
 	imap_parser_free(&s->parser);
 	conn_free(&s->conn);
 	free(s->user);
@@ -87,6 +91,7 @@ imap_session_end(struct imap_session *s, const char *reason)
 	    s->ncmds);
 	conn_free(&s->conn);
 	imap_auth_clear(s);
+	imap_idle_free(s);
 	s->dead = 1;
 	if (!s->in_run)
 		imap_session_free(s);
@@ -195,8 +200,8 @@ imap_session_plaintext_ok(struct imap_session *s)
 }
 
 /*
- * The list grows as commands land: only what works is advertised (IDLE,
- * UIDPLUS, MOVE and the rest come with the mailbox commands).
+ * The list grows as commands land: only what works is advertised (UIDPLUS,
+ * MOVE and the rest come with the message commands).
  */
 void
 imap_session_capability(struct imap_session *s, const char *prefix,
@@ -207,7 +212,8 @@ imap_session_capability(struct imap_session *s, const char *prefix,
 
 	imap_session_printf(s,
 	    "%sCAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ENABLE ID "
-	    "NAMESPACE%s%s%s%s",
+	    "NAMESPACE IDLE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS "
+	    "SPECIAL-USE STATUS=SIZE%s%s%s%s",
 	    prefix,
 	    noauth && s->srv->set.tls != NULL && !conn_is_tls(s->conn) ?
 	        " STARTTLS" :
@@ -332,30 +338,42 @@ imap_session_input(struct imap_session *s)
 	return used > 0;
 }
 
+int
+imap_session_line(struct imap_session *s, char **line, int *progress)
+{
+	struct evbuffer *in = conn_input(s->conn);
+	struct evbuffer_iovec v;
+	size_t used = 0;
+	int r;
+
+	*progress = 0;
+	if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+		return 0;
+	r = imap_parser_line(imap_session_parser(s), v.iov_base, v.iov_len,
+	    &used, line);
+	evbuffer_drain(in, used);
+	*progress = r != 0 || used > 0;
+	if (r == 1)
+		imap_parser_free(&s->parser);
+	return r;
+}
+
 /* Reads the line that answers AUTHENTICATE's continuation. */
 static int
 imap_session_auth_input(struct imap_session *s)
 {
-	struct evbuffer *in = conn_input(s->conn);
-	struct evbuffer_iovec v;
 	char *line = NULL;
-	size_t used = 0;
-	int r;
+	int progress;
+	int r = imap_session_line(s, &line, &progress);
 
-	if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
-		return 0;
-	r = imap_parser_line(imap_session_parser(s), v.iov_base, v.iov_len,
-	    &used, &line);
-	evbuffer_drain(in, used);
 	if (r == 0)
-		return used > 0;
+		return progress;
 	s->phase = IMAP_PHASE_CMD;
 	if (r < 0) {
 		imap_session_bad(s, s->tag, "Line too long");
 		imap_auth_clear(s);
 		return 1;
 	}
-	imap_parser_free(&s->parser);
 	imap_auth_response(s, line);
 	xfree_secret_str(line);
 	return 1;
@@ -374,6 +392,9 @@ imap_session_run(struct imap_session *s)
 			break;
 		case IMAP_PHASE_AUTH:
 			progress = imap_session_auth_input(s);
+			break;
+		case IMAP_PHASE_IDLE:
+			progress = imap_idle_input(s);
 			break;
 		case IMAP_PHASE_BUSY:
 		case IMAP_PHASE_CLOSING:

@@ -14,7 +14,10 @@
 struct auth_request;
 struct conn;
 struct imap_cmd;
+struct imap_idle;
 struct imap_parser;
+struct store_view;
+struct hub_sub;
 
 /* RFC 9051 section 3 states, as bits so commands can list where they run. */
 #define IMAP_STATE_NOAUTH 0x1
@@ -27,6 +30,7 @@ enum imap_phase {
 	IMAP_PHASE_AUTH,    /* a line answering AUTHENTICATE's "+ " */
 	IMAP_PHASE_BUSY,    /* waiting for auth; input paused */
 	IMAP_PHASE_CLOSING, /* the last response is being flushed */
+	IMAP_PHASE_IDLE,    /* IDLE: only the "DONE" line is read */
 };
 
 /* Extensions the client turned on with ENABLE (RFC 5161). */
@@ -34,6 +38,33 @@ enum imap_phase {
 #define IMAP_ENABLED_CONDSTORE 0x2
 #define IMAP_ENABLED_QRESYNC 0x4
 #define IMAP_ENABLED_UTF8 0x8
+
+/*
+ * The selected mailbox (RFC 9051 section 3.3): what this session last told
+ * the client, so updates are computed from the shared view when the client
+ * may hear them. No copy of the message list.
+ */
+struct imap_selected {
+	struct store_view *view; /* one reference held */
+	struct hub_sub *sub;     /* (user, mailbox id) */
+	uint64_t modseq;         /* flags and expunges reported up to here */
+	uint32_t exists;         /* the last EXISTS reported */
+	uint32_t uidnext;        /* messages below it have been announced */
+	uint32_t recent;         /* the last RECENT reported */
+	uint32_t recent_lo;      /* \Recent for us from this UID on ... */
+	uint32_t recent_hi;      /* ... below this one, or any newer UID while
+	                            the view's first \Recent UID equals it */
+	int readonly;            /* EXAMINE */
+};
+
+/*
+ * An operation in flight on the I/O pool while input is paused. The
+ * request embeds this first; the session sets s to NULL when it ends
+ * first, and the completion then only cleans up.
+ */
+struct imap_async {
+	struct imap_session *s;
+};
 
 /*
  * Kept small: an idle logged-in session is this struct, its conn and no
@@ -55,6 +86,9 @@ struct imap_session {
 	char *user;               /* once authenticated */
 	char *tag;                /* the LOGIN or AUTHENTICATE in progress */
 	struct auth_request *auth_req;
+	struct imap_async *async;  /* SELECT, LIST, STATUS in flight */
+	struct imap_selected *sel; /* NULL unless selected */
+	struct imap_idle *idle;    /* NULL unless in IDLE */
 };
 
 struct imap_server {
@@ -107,6 +141,14 @@ int imap_session_plaintext_ok(struct imap_session *s);
 void imap_session_capability(struct imap_session *s, const char *prefix,
     const char *suffix);
 
+/*
+ * Reads one plain line between commands (an AUTHENTICATE response, IDLE's
+ * DONE) like imap_parser_line(): 1 with *line (free it with
+ * xfree_secret_str()), 0 when more input is needed, -1 when it is too
+ * long. *progress says whether input was consumed.
+ */
+int imap_session_line(struct imap_session *s, char **line, int *progress);
+
 /* Handles buffered input until it runs out or the session must wait. */
 void imap_session_run(struct imap_session *s);
 
@@ -121,5 +163,40 @@ void imap_auth_login(struct imap_session *s, struct imap_cmd *cmd);
 void imap_auth_authenticate(struct imap_session *s, struct imap_cmd *cmd);
 void imap_auth_response(struct imap_session *s, const char *line);
 void imap_auth_clear(struct imap_session *s);
+
+/*
+ * imap_select.c: SELECT, EXAMINE, CLOSE, UNSELECT, and the untagged
+ * updates of the selected mailbox. imap_select_updates() writes what
+ * changed since the client last heard (EXPUNGE only when expunge_ok, RFC
+ * 3501 section 7.4.1); imap_select_expunge_ok() is that rule for a
+ * command name. imap_select_clear() drops the selection silently.
+ */
+void imap_select_select(struct imap_session *s, struct imap_cmd *cmd);
+void imap_select_close(struct imap_session *s, struct imap_cmd *cmd);
+void imap_select_unselect(struct imap_session *s, struct imap_cmd *cmd);
+void imap_select_updates(struct imap_session *s, int expunge_ok);
+int imap_select_expunge_ok(const char *command);
+void imap_select_clear(struct imap_session *s);
+
+/*
+ * Writes name (UTF-8) as an IMAP mailbox name: modified UTF-7 unless
+ * UTF8=ACCEPT or IMAP4rev2 is on, quoted. Decodes a client's name the
+ * other way: returns 0 with *out (the caller frees it) or -1.
+ */
+void imap_select_put_name(struct imap_session *s, const char *name);
+int imap_select_name_in(struct imap_session *s, const char *in, char **out);
+
+/* imap_list.c: LIST, LSUB (RFC 9051 6.3.9, RFC 5258) and STATUS. */
+void imap_list_list(struct imap_session *s, struct imap_cmd *cmd);
+void imap_list_lsub(struct imap_session *s, struct imap_cmd *cmd);
+void imap_list_status(struct imap_session *s, struct imap_cmd *cmd);
+
+/*
+ * imap_idle.c: IDLE (RFC 2177). imap_idle_input() reads the DONE line;
+ * imap_idle_free() ends an IDLE without answering.
+ */
+void imap_idle_start(struct imap_session *s, struct imap_cmd *cmd);
+int imap_idle_input(struct imap_session *s);
+void imap_idle_free(struct imap_session *s);
 
 #endif

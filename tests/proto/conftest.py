@@ -25,6 +25,8 @@ DEFAULT_LISTENERS = {
     "submission": ("submission", "starttls"),
     "submissions": ("submission", "implicit"),
     "lmtp": ("lmtp", "none"),
+    "imap": ("imap", "starttls"),
+    "imaps": ("imap", "implicit"),
 }
 
 

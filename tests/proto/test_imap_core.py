@@ -102,7 +102,7 @@ def test_greeting_and_capability_on_loopback(imapd):
                 "ID", "NAMESPACE", "STARTTLS", "AUTH=PLAIN"):
         assert cap in caps
     assert "LOGINDISABLED" not in caps
-    assert "IDLE" not in caps
+    assert "IDLE" in caps
     typ, _ = m.noop()
     assert typ == "OK"
     typ, data = m.login(USER, "secret")
@@ -196,8 +196,8 @@ def test_sasl_ir_and_state_errors(imapd):
     assert r.line().startswith("c BAD")
     assert r.line().startswith("d BAD")
     assert r.line().startswith("e OK [CAPABILITY ")
-    r.send(b"f SELECT INBOX\r\ng FETCH 1 FLAGS\r\nh LOGIN a b\r\n"
-           b"i STARTTLS\r\nj LIST \"\" *\r\nk LOGOUT\r\n")
+    r.send(b"f CREATE Foo\r\ng FETCH 1 FLAGS\r\nh LOGIN a b\r\n"
+           b"i STARTTLS\r\nj GETQUOTAROOT INBOX\r\nk LOGOUT\r\n")
     assert r.line() == "f NO [CANNOT] Not available yet"
     assert r.line().startswith("g BAD")
     assert r.line().startswith("h BAD")

@@ -1,0 +1,517 @@
+/*
+ * The selected state: SELECT and EXAMINE (RFC 3501 section 6.3.1, RFC 9051
+ * section 6.3.2), CLOSE and UNSELECT (RFC 3691), and the untagged EXISTS,
+ * RECENT, FETCH and EXPUNGE updates of RFC 3501 sections 7.3, 7.4 and 7.4.1,
+ * computed from the shared store view when the client may hear them.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "imap/imap_parser.h"
+#include "imap/imap_session.h"
+#include "imap/imap_utf7.h"
+#include "net/conn.h"
+#include "push/hub.h"
+#include "store/store_view.h"
+
+/* A SELECT or EXAMINE waiting for its view and its \Recent claim. */
+struct imap_select_req {
+	struct imap_async async; /* first */
+	char *tag;
+	struct store_view *view;
+	int readonly;
+};
+
+#define UTF8_ON(s) \
+	(((s)->enabled & (IMAP_ENABLED_UTF8 | IMAP_ENABLED_IMAP4REV2)) != 0)
+#define REV2(s) (((s)->enabled & IMAP_ENABLED_IMAP4REV2) != 0)
+
+static void
+imap_select_put(struct imap_session *s, const char *text, size_t len)
+{
+	if (s->conn != NULL)
+		conn_write(s->conn, text, len);
+}
+
+void
+imap_select_put_name(struct imap_session *s, const char *name)
+{
+	char *enc = NULL;
+	const char *p;
+
+	if (!UTF8_ON(s) && imap_utf7_encode(name, strlen(name), &enc) == 0)
+		name = enc;
+	/* Names hold no control characters, so a quoted string fits all. */
+	imap_select_put(s, "\"", 1);
+	for (p = name; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			imap_select_put(s, "\\", 1);
+		imap_select_put(s, p, 1);
+	}
+	imap_select_put(s, "\"", 1);
+	free(enc);
+}
+
+int
+imap_select_name_in(struct imap_session *s, const char *in, char **out)
+{
+	size_t len = strlen(in);
+
+	if (UTF8_ON(s)) {
+		if (!imap_utf7_valid_utf8((const unsigned char *)in, len))
+			return -1;
+		*out = xstrdup(in);
+	} else if (imap_utf7_decode(in, len, out) < 0)
+		return -1;
+	/* RFC 3501 section 5.1: INBOX in any case is INBOX. */
+	if (strncasecmp(*out, "INBOX", 5) == 0 &&
+	    ((*out)[5] == '\0' || (*out)[5] == '/'))
+		memcpy(*out, "INBOX", 5);
+	return 0;
+}
+
+/* The index of the first message with a UID of at least uid. */
+static uint32_t
+imap_select_lower(const struct store_view *v, uint32_t uid)
+{
+	uint32_t lo = 0, hi = store_view_count(v);
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (store_view_msg(v, mid)->uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * Messages \Recent for this session: those its claim covered and, while
+ * no later SELECT has claimed, every message that arrived since.
+ */
+static uint32_t
+imap_select_recent(const struct imap_selected *sel)
+{
+	const struct store_view *v = sel->view;
+	uint32_t lo = imap_select_lower(v, sel->recent_lo);
+
+	if (sel->recent_hi != 0 &&
+	    store_view_first_recent_uid(v) == sel->recent_hi)
+		return store_view_count(v) - lo;
+	return imap_select_lower(v, sel->recent_hi) - lo;
+}
+
+static int
+imap_select_is_recent(const struct imap_selected *sel, uint32_t uid)
+{
+	if (uid < sel->recent_lo)
+		return 0;
+	return uid < sel->recent_hi ||
+	    (sel->recent_hi != 0 &&
+	        store_view_first_recent_uid(sel->view) == sel->recent_hi);
+}
+
+/* ------------------------------------------------------------------ */
+/* Untagged updates. */
+
+/*
+ * RFC 3501 section 7.4.1: no EXPUNGE during FETCH, STORE or SEARCH (nor
+ * their UID forms), since the client could not tell which message a
+ * sequence number in their answer meant. The one place that rule lives.
+ */
+int
+imap_select_expunge_ok(const char *command)
+{
+	static const char *const no[] = {"FETCH", "STORE", "SEARCH", "UID"};
+
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		if (strcasecmp(command, no[i]) == 0)
+			return 0;
+	return 1;
+}
+
+struct imap_expunge_walk {
+	struct imap_session *s;
+	struct store_expunge list[64];
+	size_t n;
+	int overflow;
+};
+
+static void
+imap_select_expunge_collect(const struct store_expunge *e, void *arg)
+{
+	struct imap_expunge_walk *w = arg;
+
+	/* Messages the client never heard of need no EXPUNGE. */
+	if (e->uid >= w->s->sel->uidnext)
+		return;
+	if (w->n == sizeof(w->list) / sizeof(w->list[0])) {
+		w->overflow = 1;
+		return;
+	}
+	w->list[w->n++] = *e;
+}
+
+/*
+ * The client's sequence number of expunge k: the messages still in the
+ * view below its UID, plus the later expunges below it not yet reported.
+ */
+static uint32_t
+imap_select_expunge_seq(struct imap_expunge_walk *w, size_t k)
+{
+	const struct store_view *v = w->s->sel->view;
+	uint32_t n = imap_select_lower(v, w->list[k].uid) + 1;
+
+	for (size_t j = k + 1; j < w->n; j++)
+		if (w->list[j].uid < w->list[k].uid)
+			n++;
+	return n;
+}
+
+/* Returns 1 when expunges wait that may not be sent now, else 0. */
+static int
+imap_select_expunges(struct imap_session *s, int expunge_ok)
+{
+	struct imap_expunge_walk w = {.s = s};
+	struct imap_selected *sel = s->sel;
+
+	if (store_view_expunged_since(sel->view, sel->modseq,
+	        imap_select_expunge_collect, &w) < 0 ||
+	    w.overflow) {
+		/* TODO(expunge): ask store_expunged_since() instead. */
+		imap_session_bye(s, "expunge", "Too many changes; reselect");
+		return 1;
+	}
+	if (w.n > 0 && !expunge_ok)
+		return 1;
+	for (size_t k = 0; k < w.n; k++) {
+		imap_session_printf(s, "* %u EXPUNGE",
+		    imap_select_expunge_seq(&w, k));
+		sel->exists--;
+	}
+	return 0;
+}
+
+static void
+imap_select_put_flags(struct imap_session *s, uint32_t i)
+{
+	static const char *const sys[] = {"\\Seen", "\\Answered", "\\Flagged",
+	    "\\Deleted", "\\Draft"};
+	const struct store_view *v = s->sel->view;
+	const struct store_view_msg *m = store_view_msg(v, i);
+	struct evbuffer *out = conn_output(s->conn);
+	const uint32_t *kw;
+	size_t nkw = store_view_msg_keywords(v, i, &kw);
+	const char *sep = "";
+
+	evbuffer_add_printf(out, "* %u FETCH (FLAGS (", i + 1);
+	for (unsigned b = 0; b < 5; b++) {
+		if ((m->flags & (1u << b)) == 0)
+			continue;
+		evbuffer_add_printf(out, "%s%s", sep, sys[b]);
+		sep = " ";
+	}
+	for (size_t k = 0; k < nkw; k++, sep = " ")
+		evbuffer_add_printf(out, "%s%s", sep,
+		    store_view_keyword(v, kw[k]));
+	if (!REV2(s) && imap_select_is_recent(s->sel, m->uid))
+		evbuffer_add_printf(out, "%s\\Recent", sep);
+	imap_session_printf(s, "))");
+}
+
+/* FETCH FLAGS for messages the client knows whose MODSEQ moved on. */
+static void
+imap_select_flag_updates(struct imap_session *s)
+{
+	struct imap_selected *sel = s->sel;
+	const struct store_view *v = sel->view;
+	uint32_t known = imap_select_lower(v, sel->uidnext);
+
+	if (store_view_highestmodseq(v) <= sel->modseq)
+		return;
+	for (uint32_t i = 0; i < known; i++)
+		if (store_view_msg(v, i)->modseq > sel->modseq)
+			imap_select_put_flags(s, i);
+}
+
+void
+imap_select_updates(struct imap_session *s, int expunge_ok)
+{
+	struct imap_selected *sel = s->sel;
+	uint32_t count, recent;
+
+	if (sel == NULL || s->conn == NULL)
+		return;
+	if (imap_select_expunges(s, expunge_ok))
+		return;
+	imap_select_flag_updates(s);
+	sel->modseq = store_view_highestmodseq(sel->view);
+	count = store_view_count(sel->view);
+	if (count != sel->exists) {
+		imap_session_printf(s, "* %u EXISTS", count);
+		sel->exists = count;
+	}
+	sel->uidnext = store_view_uidnext(sel->view);
+	recent = imap_select_recent(sel);
+	if (!REV2(s) && recent != sel->recent)
+		imap_session_printf(s, "* %u RECENT", recent);
+	sel->recent = recent;
+}
+
+/* ------------------------------------------------------------------ */
+/* SELECT, EXAMINE, CLOSE, UNSELECT. */
+
+/*
+ * A change of the selected mailbox. Only an IDLE client hears it now;
+ * any other finds out before its next command's tagged reply.
+ */
+static void
+imap_select_on_change(const struct store_change *change, void *arg)
+{
+	struct imap_session *s = arg;
+
+	if (s->phase == IMAP_PHASE_IDLE)
+		imap_select_updates(s, 1);
+}
+
+void
+imap_select_clear(struct imap_session *s)
+{
+	if (s->sel == NULL)
+		return;
+	hub_unsubscribe(&s->sel->sub);
+	store_view_unref(&s->sel->view);
+	free(s->sel);
+	s->sel = NULL;
+	if (s->state == IMAP_STATE_SELECTED)
+		s->state = IMAP_STATE_AUTH;
+}
+
+static void
+imap_select_req_free(struct imap_select_req *req)
+{
+	if (req->async.s != NULL)
+		req->async.s->async = NULL;
+	store_view_unref(&req->view);
+	free(req->tag);
+	free(req);
+}
+
+static void
+imap_select_flags_line(struct imap_session *s, int readonly)
+{
+	const struct store_view *v = s->sel->view;
+	struct evbuffer *out = conn_output(s->conn);
+	size_t nkw = store_view_keyword_count(v);
+
+	evbuffer_add_printf(out,
+	    "* FLAGS (\\Answered \\Flagged \\Deleted "
+	    "\\Seen \\Draft");
+	for (size_t k = 0; k < nkw; k++)
+		evbuffer_add_printf(out, " %s", store_view_keyword(v, k));
+	imap_session_printf(s, ")");
+	if (readonly) {
+		imap_session_printf(s, "* OK [PERMANENTFLAGS ()] Read-only");
+		return;
+	}
+	evbuffer_add_printf(out,
+	    "* OK [PERMANENTFLAGS (\\Answered \\Flagged "
+	    "\\Deleted \\Seen \\Draft");
+	for (size_t k = 0; k < nkw; k++)
+		evbuffer_add_printf(out, " %s", store_view_keyword(v, k));
+	imap_session_printf(s, " \\*)] Flags permitted");
+}
+
+/* The first unseen message's sequence number, or 0. */
+static uint32_t
+imap_select_first_unseen(const struct store_view *v)
+{
+	uint32_t n = store_view_count(v);
+
+	for (uint32_t i = 0; i < n; i++)
+		if ((store_view_msg(v, i)->flags & STORE_FLAG_SEEN) == 0)
+			return i + 1;
+	return 0;
+}
+
+/* The untagged responses of RFC 3501 6.3.1 / RFC 9051 6.3.2. */
+static void
+imap_select_announce(struct imap_session *s, int readonly)
+{
+	struct imap_selected *sel = s->sel;
+	const struct store_view *v = sel->view;
+	uint32_t unseen = imap_select_first_unseen(v);
+
+	imap_select_flags_line(s, readonly);
+	imap_session_printf(s, "* %u EXISTS", sel->exists);
+	if (!REV2(s)) {
+		imap_session_printf(s, "* %u RECENT", sel->recent);
+		if (unseen != 0)
+			imap_session_printf(s, "* OK [UNSEEN %u] First unseen",
+			    unseen);
+	} else {
+		imap_select_put(s, "* LIST () \"/\" ", 14);
+		imap_select_put_name(s, store_view_name(v));
+		imap_select_put(s, "\r\n", 2);
+	}
+	imap_session_printf(s, "* OK [UIDVALIDITY %u] UIDs valid",
+	    store_view_uidvalidity(v));
+	imap_session_printf(s, "* OK [UIDNEXT %u] Predicted next UID",
+	    sel->uidnext);
+}
+
+/* The view is open and \Recent claimed (SELECT) or not (EXAMINE). */
+static void
+imap_select_finish(struct imap_select_req *req, uint32_t first_recent)
+{
+	struct imap_session *s = req->async.s;
+	struct imap_selected *sel = xcalloc(1, sizeof(*sel));
+	struct store_view *v = req->view;
+	char q[128];
+
+	req->view = NULL;
+	sel->view = v;
+	sel->readonly = req->readonly;
+	sel->exists = store_view_count(v);
+	sel->uidnext = store_view_uidnext(v);
+	sel->modseq = store_view_highestmodseq(v);
+	sel->recent_lo =
+	    req->readonly ? store_view_first_recent_uid(v) : first_recent;
+	sel->recent_hi = req->readonly ? 0 : store_view_first_recent_uid(v);
+	s->sel = sel;
+	s->state = IMAP_STATE_SELECTED;
+	/* EXAMINE reports the \Recent messages as they stand; no news. */
+	sel->recent = req->readonly ?
+	    store_view_count(v) - imap_select_lower(v, sel->recent_lo) :
+	    imap_select_recent(sel);
+	sel->sub = hub_subscribe(s->srv->env.hub, s->user,
+	    store_view_mailbox_id(v), imap_select_on_change, s);
+	imap_select_announce(s, req->readonly);
+	imap_session_printf(s, "%s OK [%s] %s completed", req->tag,
+	    req->readonly ? "READ-ONLY" : "READ-WRITE",
+	    req->readonly ? "EXAMINE" : "SELECT");
+	log_info("sid=" LOG_SID_FMT " proto=imap event=select mailbox=%s "
+	         "exists=%u readonly=%d",
+	    s->sid,
+	    log_quote(q, sizeof(q), store_view_name(v),
+	        strlen(store_view_name(v))),
+	    sel->exists, req->readonly);
+}
+
+/* Ends a SELECT: answered, input resumed, the request freed. */
+static void
+imap_select_done(struct imap_select_req *req, const char *fail)
+{
+	struct imap_session *s = req->async.s;
+
+	if (s != NULL && fail != NULL)
+		imap_session_printf(s, "%s NO %s", req->tag, fail);
+	if (s != NULL)
+		imap_session_idle(s);
+	imap_select_req_free(req);
+}
+
+static void
+imap_select_claimed(struct store_view *view, uint32_t first_recent,
+    enum store_view_status status, void *arg)
+{
+	struct imap_select_req *req = arg;
+
+	if (req->async.s == NULL || status != STORE_VIEW_OK) {
+		imap_select_done(req, "[UNAVAILABLE] Cannot read the mailbox");
+		return;
+	}
+	imap_select_finish(req, first_recent);
+	imap_select_done(req, NULL);
+}
+
+static void
+imap_select_opened(struct store_view *view, enum store_view_status status,
+    void *arg)
+{
+	struct imap_select_req *req = arg;
+
+	req->view = view;
+	if (req->async.s == NULL || status == STORE_VIEW_IO) {
+		imap_select_done(req, "[UNAVAILABLE] Cannot read the mailbox");
+		return;
+	}
+	if (status == STORE_VIEW_NOMAILBOX) {
+		imap_select_done(req, "[NONEXISTENT] No such mailbox");
+		return;
+	}
+	if (req->readonly) {
+		imap_select_finish(req, 0);
+		imap_select_done(req, NULL);
+		return;
+	}
+	store_view_claim_recent(view, imap_select_claimed, req);
+}
+
+/* Drops the selection; [CLOSED] for clients that expect it. */
+static void
+imap_select_leave(struct imap_session *s)
+{
+	if (s->sel == NULL)
+		return;
+	imap_select_clear(s);
+	/* RFC 9051 section 7.1 and RFC 7162 section 3.2.11. */
+	if (s->enabled & (IMAP_ENABLED_IMAP4REV2 | IMAP_ENABLED_QRESYNC))
+		imap_session_printf(s, "* OK [CLOSED] Previous mailbox closed");
+}
+
+void
+imap_select_select(struct imap_session *s, struct imap_cmd *cmd)
+{
+	int readonly = strcmp(cmd->name, "EXAMINE") == 0;
+	const char *arg =
+	    cmd->nargs == 1 ? imap_arg_astring(&cmd->args[0]) : NULL;
+	struct imap_select_req *req;
+	char *name = NULL;
+
+	if (arg == NULL || cmd->args[0].type == IMAP_ARG_NIL) {
+		imap_session_bad(s, cmd->tag, "Expected one mailbox name");
+		return;
+	}
+	/* RFC 3501: a failed SELECT leaves no mailbox selected either. */
+	imap_select_leave(s);
+	if (imap_select_name_in(s, arg, &name) < 0 ||
+	    !imap_utf7_mailbox_valid(name, strlen(name))) {
+		free(name);
+		imap_session_printf(s, "%s NO [NONEXISTENT] No such mailbox",
+		    cmd->tag);
+		return;
+	}
+	req = xcalloc(1, sizeof(*req));
+	req->async.s = s;
+	req->tag = xstrdup(cmd->tag);
+	req->readonly = readonly;
+	s->async = &req->async;
+	imap_session_busy(s);
+	store_view_open(s->srv->env.store, s->user, name, imap_select_opened,
+	    req);
+	free(name);
+}
+
+/* No \Deleted flag can be set yet, so CLOSE has nothing to expunge. */
+void
+imap_select_close(struct imap_session *s, struct imap_cmd *cmd)
+{
+	/* TODO(expunge): remove \Deleted messages once STORE can set it. */
+	imap_select_clear(s);
+	imap_session_printf(s, "%s OK CLOSE completed", cmd->tag);
+}
+
+void
+imap_select_unselect(struct imap_session *s, struct imap_cmd *cmd)
+{
+	imap_select_clear(s);
+	imap_session_printf(s, "%s OK UNSELECT completed", cmd->tag);
+}
