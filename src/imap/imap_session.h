@@ -86,7 +86,7 @@ struct imap_session {
 	char *user;               /* once authenticated */
 	char *tag;                /* the LOGIN or AUTHENTICATE in progress */
 	struct auth_request *auth_req;
-	struct imap_async *async;  /* SELECT, LIST, STATUS in flight */
+	struct imap_async *async;  /* SELECT, LIST, STATUS, FETCH in flight */
 	struct imap_selected *sel; /* NULL unless selected */
 	struct imap_idle *idle;    /* NULL unless in IDLE */
 };
@@ -198,5 +198,13 @@ void imap_list_status(struct imap_session *s, struct imap_cmd *cmd);
 void imap_idle_start(struct imap_session *s, struct imap_cmd *cmd);
 int imap_idle_input(struct imap_session *s);
 void imap_idle_free(struct imap_session *s);
+
+/*
+ * imap_fetch.c: FETCH and UID FETCH (RFC 9051 section 6.4.5); they pause
+ * input until the last message is written. imap_fetch_uid() runs the UID
+ * command, of which only UID FETCH works yet.
+ */
+void imap_fetch_fetch(struct imap_session *s, struct imap_cmd *cmd);
+void imap_fetch_uid(struct imap_session *s, struct imap_cmd *cmd);
 
 #endif

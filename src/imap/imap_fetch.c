@@ -1,0 +1,704 @@
+/*
+ * FETCH and UID FETCH (RFC 3501 sections 6.4.5, 6.4.8 and 7.4.2, RFC 9051
+ * sections 6.4.5 and 7.5.2): the set is resolved against the session's
+ * view, the store reads the messages in chunks on the I/O pool, and each
+ * chunk is written once the connection's output has drained, so a large
+ * FETCH holds at most one chunk in memory beyond the output bound.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "imap/imap_fetchatt.h"
+#include "imap/imap_parser.h"
+#include "imap/imap_seqset.h"
+#include "imap/imap_session.h"
+#include "mime/mime.h"
+#include "net/conn.h"
+#include "store/store_fetch.h"
+#include "store/store_view.h"
+
+/* Items that need the message file. */
+#define FETCH_DATA_ITEMS \
+	(IMAP_FETCH_RFC822 | IMAP_FETCH_RFC822_HEADER | IMAP_FETCH_RFC822_TEXT)
+
+/* A FETCH in progress: input is paused until it ends. */
+struct imap_fetch_req {
+	struct imap_async async; /* first */
+	char *tag;
+	const char *cmdname; /* "FETCH" or "UID FETCH" */
+	struct imap_fetchatt att;
+	unsigned what;  /* STORE_FETCH_* */
+	uint32_t *uids; /* the messages to send, ascending */
+	size_t n, next;
+	int missing;          /* some message could not be read */
+	int seen;             /* an item sets \Seen (not EXAMINE) */
+	size_t seen_next;     /* \Seen was set below this index */
+	uint64_t seen_base;   /* the view's MODSEQ before setting it */
+	size_t seen_count;    /* messages it was set on */
+	struct evbuffer *out; /* the conn's, while waiting for a drain */
+	struct event *watch;  /* notices a session gone while waiting */
+};
+
+static void imap_fetch_next(struct imap_fetch_req *req);
+static void imap_fetch_on_output(struct evbuffer *buf,
+    const struct evbuffer_cb_info *info, void *arg);
+
+/*
+ * The output buffer dies with the conn, and its callbacks with it, so the
+ * callback is removed only while the conn lives.
+ */
+static void
+imap_fetch_unwatch_output(struct imap_fetch_req *req)
+{
+	struct imap_session *s = req->async.s;
+
+	if (req->out != NULL && s != NULL && s->conn != NULL)
+		evbuffer_remove_cb(req->out, imap_fetch_on_output, req);
+	req->out = NULL;
+}
+
+static void
+imap_fetch_req_free(struct imap_fetch_req *req)
+{
+	imap_fetch_unwatch_output(req);
+	if (req->async.s != NULL)
+		req->async.s->async = NULL;
+	if (req->watch != NULL)
+		event_free(req->watch);
+	imap_fetchatt_clear(&req->att);
+	free(req->uids);
+	free(req->tag);
+	free(req);
+}
+
+/* Ends the FETCH: the tagged reply, input resumed, the request freed. */
+static void
+imap_fetch_finish(struct imap_fetch_req *req, const char *fail)
+{
+	struct imap_session *s = req->async.s;
+
+	if (s != NULL && s->conn != NULL) {
+		if (fail != NULL)
+			imap_session_printf(s, "%s NO %s", req->tag, fail);
+		else if (req->missing)
+			imap_session_printf(s,
+			    "%s NO Some messages could not be read", req->tag);
+		else
+			imap_session_printf(s, "%s OK %s completed", req->tag,
+			    req->cmdname);
+		imap_session_idle(s);
+	}
+	imap_fetch_req_free(req);
+}
+
+/* ------------------------------------------------------------------ */
+/* Writing one message. */
+
+/* \Recent for this session (the rule of imap_select.c). */
+static int
+imap_fetch_is_recent(const struct imap_selected *sel, uint32_t uid)
+{
+	if (uid < sel->recent_lo)
+		return 0;
+	return uid < sel->recent_hi ||
+	    (sel->recent_hi != 0 &&
+	        store_view_first_recent_uid(sel->view) == sel->recent_hi);
+}
+
+static void
+imap_fetch_put_flags(struct imap_session *s, struct evbuffer *out, uint32_t i)
+{
+	static const char *const sys[] = {"\\Seen", "\\Answered", "\\Flagged",
+	    "\\Deleted", "\\Draft"};
+	const struct store_view *v = s->sel->view;
+	const struct store_view_msg *m = store_view_msg(v, i);
+	const uint32_t *kw;
+	size_t nkw = store_view_msg_keywords(v, i, &kw);
+	const char *sep = "";
+
+	evbuffer_add_printf(out, " FLAGS (");
+	for (unsigned b = 0; b < 5; b++) {
+		if ((m->flags & (1u << b)) == 0)
+			continue;
+		evbuffer_add_printf(out, "%s%s", sep, sys[b]);
+		sep = " ";
+	}
+	for (size_t k = 0; k < nkw; k++, sep = " ")
+		evbuffer_add_printf(out, "%s%s", sep,
+		    store_view_keyword(v, kw[k]));
+	if ((s->enabled & IMAP_ENABLED_IMAP4REV2) == 0 &&
+	    imap_fetch_is_recent(s->sel, m->uid))
+		evbuffer_add_printf(out, "%s\\Recent", sep);
+	evbuffer_add(out, ")", 1);
+}
+
+/* INTERNALDATE as date-time, in UTC. */
+static void
+imap_fetch_put_date(struct evbuffer *out, time_t t)
+{
+	static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May",
+	    "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	evbuffer_add_printf(out,
+	    " INTERNALDATE \"%02d-%s-%04d %02d:%02d:%02d +0000\"", tm.tm_mday,
+	    mon[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec);
+}
+
+/* " name {n}\r\n" and the bytes. */
+static void
+imap_fetch_put_literal(struct evbuffer *out, const char *name, const char *p,
+    size_t len)
+{
+	evbuffer_add_printf(out, " %s {%zu}\r\n", name, len);
+	evbuffer_add(out, p, len);
+}
+
+/* Whether the field name (len bytes) is one of sec's fields. */
+static int
+imap_fetch_field_listed(const struct imap_fetch_section *sec, const char *name,
+    size_t len)
+{
+	for (size_t i = 0; i < sec->nfields; i++)
+		if (strlen(sec->fields[i]) == len &&
+		    strncasecmp(sec->fields[i], name, len) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * HEADER.FIELDS and HEADER.FIELDS.NOT: the matching fields of hdr as they
+ * stand, each with its line end, then the empty line (RFC 3501 6.4.5).
+ */
+static void
+imap_fetch_fields(const struct imap_fetch_section *sec, const char *hdr,
+    size_t len, struct mime_buf *b)
+{
+	int not = sec->text == IMAP_SECTION_HEADER_FIELDS_NOT;
+	struct mime_header_field f;
+	size_t pos = 0;
+
+	while (mime_header_next(hdr, len, &pos, &f) == 1) {
+		size_t start = (size_t)(f.name - hdr);
+		size_t end = (size_t)(f.value - hdr) + f.value_len;
+
+		if (imap_fetch_field_listed(sec, f.name, f.name_len) == not )
+			continue;
+		mime_buf_add(b, hdr + start, end - start);
+		mime_buf_add(b, "\r\n", 2);
+	}
+	mime_buf_add(b, "\r\n", 2);
+}
+
+/* "1.2.3" for the part numbers of sec. */
+static void
+imap_fetch_part_name(const struct imap_fetch_section *sec, char *buf,
+    size_t size)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sec->nparts && o < size; i++)
+		o += (size_t)snprintf(buf + o, size - o, "%s%u",
+		    i > 0 ? "." : "", sec->parts[i]);
+}
+
+/*
+ * Finds the bytes of sec in m: sets *start and *end (file offsets) and
+ * returns 0, or -1 when the message has no such part (an empty string
+ * is sent then).
+ */
+static int
+imap_fetch_locate(const struct imap_fetch_section *sec,
+    const struct store_fetch_msg *m, size_t *start, size_t *end)
+{
+	size_t h, b, e, p = m->prefix_size;
+	char part[IMAP_SECTION_MAX_PARTS * 11 + 1];
+	int r;
+
+	imap_fetch_part_name(sec, part, sizeof(part));
+	if (sec->text == IMAP_SECTION_ALL || sec->text == IMAP_SECTION_MIME) {
+		if (sec->nparts == 0) {
+			*start = 0, *end = m->len;
+			return 0;
+		}
+		r = m->partmap != NULL ?
+		    mime_partmap_find(m->partmap, part, &h, &b, &e) :
+		    -1;
+		*start = p + (sec->text == IMAP_SECTION_MIME ? h : b);
+		*end = p + (sec->text == IMAP_SECTION_MIME ? b : e);
+		return r;
+	}
+	if (sec->nparts == 0) {
+		*start = sec->text == IMAP_SECTION_TEXT ? m->header_size : 0;
+		*end = sec->text == IMAP_SECTION_TEXT ? m->len : m->header_size;
+		return 0;
+	}
+	r = m->partmap != NULL ?
+	    mime_partmap_find_message(m->partmap, part, &h, &b, &e) :
+	    -1;
+	*start = p + (sec->text == IMAP_SECTION_TEXT ? b : h);
+	*end = p + (sec->text == IMAP_SECTION_TEXT ? e : b);
+	return r;
+}
+
+/* One BODY[section]<partial> item. */
+static void
+imap_fetch_put_section(struct evbuffer *out,
+    const struct imap_fetch_section *sec, const struct store_fetch_msg *m)
+{
+	struct mime_buf b = {0};
+	size_t start = 0, end = 0;
+	const char *base = m->data != NULL ? m->data : "";
+
+	if (imap_fetch_locate(sec, m, &start, &end) < 0 || end > m->len ||
+	    start > end)
+		start = end = 0;
+	if (sec->text == IMAP_SECTION_HEADER_FIELDS ||
+	    sec->text == IMAP_SECTION_HEADER_FIELDS_NOT) {
+		imap_fetch_fields(sec, base + start, end - start, &b);
+		base = b.data;
+		start = 0, end = b.len;
+	}
+	if (sec->partial) {
+		uint64_t len = end - start;
+		uint64_t o = sec->origin < len ? sec->origin : len;
+
+		start += o;
+		if (sec->length < len - o)
+			end = start + sec->length;
+	}
+	imap_fetch_put_literal(out, sec->name, base + start, end - start);
+	free(b.data);
+}
+
+/* The literal items of RFC822, RFC822.HEADER and RFC822.TEXT. */
+static void
+imap_fetch_put_rfc822(struct evbuffer *out, unsigned flags,
+    const struct store_fetch_msg *m)
+{
+	size_t hs = m->header_size < m->len ? m->header_size : m->len;
+
+	if (flags & IMAP_FETCH_RFC822_HEADER)
+		imap_fetch_put_literal(out, "RFC822.HEADER", m->data, hs);
+	if (flags & IMAP_FETCH_RFC822_TEXT)
+		imap_fetch_put_literal(out, "RFC822.TEXT", m->data + hs,
+		    m->len - hs);
+	if (flags & IMAP_FETCH_RFC822)
+		imap_fetch_put_literal(out, "RFC822", m->data, m->len);
+}
+
+static void
+imap_fetch_put_cached(struct evbuffer *out, const char *name, const char *v)
+{
+	evbuffer_add_printf(out, " %s %s", name, v != NULL ? v : "NIL");
+}
+
+/*
+ * "* n FETCH (...)" for one message; UID first, then the simple items,
+ * then the sections in the order asked.
+ */
+static void
+imap_fetch_put_msg(struct imap_fetch_req *req, const struct store_fetch_msg *m)
+{
+	struct imap_session *s = req->async.s;
+	struct evbuffer *out = conn_output(s->conn);
+	/* A message that got \Seen reports it (RFC 3501 section 6.4.5). */
+	unsigned f = req->att.flags | (req->seen ? IMAP_FETCH_FLAGS : 0);
+	int64_t i = store_view_find(s->sel->view, m->uid);
+
+	if (i < 0 || (uint32_t)i >= s->sel->exists)
+		return; /* expunged meanwhile; EXPUNGE comes later */
+	evbuffer_add_printf(out, "* %u FETCH (UID %u", (uint32_t)i + 1, m->uid);
+	if (f & IMAP_FETCH_FLAGS)
+		imap_fetch_put_flags(s, out, (uint32_t)i);
+	if (f & IMAP_FETCH_MODSEQ)
+		evbuffer_add_printf(out, " MODSEQ (%llu)",
+		    (unsigned long long)store_view_msg(s->sel->view,
+		        (uint32_t)i)
+		        ->modseq);
+	if (f & IMAP_FETCH_INTERNALDATE)
+		imap_fetch_put_date(out, m->internaldate);
+	if (f & IMAP_FETCH_RFC822_SIZE)
+		evbuffer_add_printf(out, " RFC822.SIZE %llu",
+		    (unsigned long long)m->size);
+	if (f & IMAP_FETCH_ENVELOPE)
+		imap_fetch_put_cached(out, "ENVELOPE", m->envelope);
+	if (f & IMAP_FETCH_BODY)
+		imap_fetch_put_cached(out, "BODY", m->body);
+	if (f & IMAP_FETCH_BODYSTRUCTURE)
+		imap_fetch_put_cached(out, "BODYSTRUCTURE", m->bodystructure);
+	imap_fetch_put_rfc822(out, f, m);
+	for (size_t k = 0; k < req->att.nsections; k++)
+		imap_fetch_put_section(out, &req->att.sections[k], m);
+	evbuffer_add(out, ")\r\n", 3);
+}
+
+/* ------------------------------------------------------------------ */
+/* The chunk loop. */
+
+static int
+imap_fetch_over_limit(struct imap_session *s)
+{
+	size_t limit = s->srv->set.output_limit;
+
+	return limit > 0 &&
+	    evbuffer_get_length(conn_output(s->conn)) > limit / 2;
+}
+
+/* Stops waiting for a drain. */
+static void
+imap_fetch_unwait(struct imap_fetch_req *req)
+{
+	imap_fetch_unwatch_output(req);
+	event_del(req->watch);
+}
+
+/* The output changed: go on once it has drained. */
+static void
+imap_fetch_on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct imap_fetch_req *req = arg;
+	struct imap_session *s = req->async.s;
+
+	if (s == NULL || s->conn == NULL || info->n_deleted == 0 ||
+	    imap_fetch_over_limit(s))
+		return;
+	imap_fetch_unwait(req);
+	imap_fetch_next(req);
+}
+
+/*
+ * While waiting for a drain no store call is in flight, so a session that
+ * ends would never tell us; this timer looks once a second.
+ */
+static void
+imap_fetch_on_watch(evutil_socket_t fd, short what, void *arg)
+{
+	struct imap_fetch_req *req = arg;
+
+	if (req->async.s == NULL || req->async.s->conn == NULL)
+		imap_fetch_finish(req, NULL);
+}
+
+static void
+imap_fetch_wait(struct imap_fetch_req *req)
+{
+	struct imap_session *s = req->async.s;
+	struct timeval sec = {1, 0};
+
+	req->out = conn_output(s->conn);
+	evbuffer_add_cb(req->out, imap_fetch_on_output, req);
+	if (req->watch == NULL)
+		req->watch = event_new(s->srv->base, -1, EV_PERSIST,
+		    imap_fetch_on_watch, req);
+	event_add(req->watch, &sec);
+}
+
+static void
+imap_fetch_got(struct store_fetch_result *res, void *arg)
+{
+	struct imap_fetch_req *req = arg;
+	struct imap_session *s = req->async.s;
+
+	if (s == NULL || s->conn == NULL || res->status != STORE_VIEW_OK) {
+		store_fetch_result_free(&res);
+		imap_fetch_finish(req, "[UNAVAILABLE] Cannot read the mailbox");
+		return;
+	}
+	for (size_t i = 0; i < res->n; i++) {
+		if (res->msgs[i].missing)
+			req->missing = 1;
+		else
+			imap_fetch_put_msg(req, &res->msgs[i]);
+	}
+	req->next += res->n;
+	store_fetch_result_free(&res);
+	if (req->next < req->n && imap_fetch_over_limit(s)) {
+		imap_fetch_wait(req);
+		return;
+	}
+	imap_fetch_next(req);
+}
+
+/* Reads the next chunk. */
+static void
+imap_fetch_read(struct imap_fetch_req *req)
+{
+	struct imap_session *s = req->async.s;
+
+	store_fetch(s->srv->env.store, s->user,
+	    store_view_mailbox_id(s->sel->view), req->uids + req->next,
+	    req->n - req->next, req->what, imap_fetch_got, req);
+}
+
+/*
+ * This FETCH reports the flags it set, so the session need not hear them
+ * again as updates: when the client was current and every MODSEQ since
+ * is ours, it is current still.
+ */
+static void
+imap_fetch_seen_known(struct imap_fetch_req *req)
+{
+	struct imap_selected *sel = req->async.s->sel;
+	uint64_t now = store_view_highestmodseq(sel->view);
+
+	if (sel->modseq == req->seen_base &&
+	    now == req->seen_base + req->seen_count)
+		sel->modseq = now;
+}
+
+static void
+imap_fetch_seen_done(enum store_view_status status, void *arg)
+{
+	struct imap_fetch_req *req = arg;
+	struct imap_session *s = req->async.s;
+
+	if (s == NULL || s->conn == NULL || status != STORE_VIEW_OK) {
+		imap_fetch_finish(req, "[UNAVAILABLE] Cannot set \\Seen");
+		return;
+	}
+	imap_fetch_seen_known(req);
+	imap_fetch_read(req);
+}
+
+/*
+ * RFC 3501 section 6.4.5: BODY[] without .PEEK sets \Seen. It is set for
+ * the next chunk's messages before they are read, so their FETCH carries
+ * the new flags. Returns 1 when a store call is in flight, else 0.
+ */
+static int
+imap_fetch_set_seen(struct imap_fetch_req *req)
+{
+	struct imap_session *s = req->async.s;
+	const struct store_view *v = s->sel->view;
+	size_t end = req->n - req->next < STORE_FETCH_MAX_MSGS ?
+	    req->n :
+	    req->next + STORE_FETCH_MAX_MSGS;
+	uint32_t *uids;
+	size_t k = 0;
+
+	if (!req->seen || req->seen_next > req->next)
+		return 0;
+	uids = xcalloc(end - req->next, sizeof(*uids));
+	for (size_t i = req->next; i < end; i++) {
+		int64_t x = store_view_find(v, req->uids[i]);
+
+		if (x >= 0 &&
+		    (store_view_msg(v, (uint32_t)x)->flags & STORE_FLAG_SEEN) ==
+		        0)
+			uids[k++] = req->uids[i];
+	}
+	req->seen_next = end;
+	req->seen_base = store_view_highestmodseq(v);
+	req->seen_count = k;
+	if (k > 0)
+		store_flags_set_seen(s->srv->env.store, s->user,
+		    store_view_mailbox_id(v), uids, k, imap_fetch_seen_done,
+		    req);
+	free(uids);
+	return k > 0;
+}
+
+static void
+imap_fetch_next(struct imap_fetch_req *req)
+{
+	struct imap_session *s = req->async.s;
+
+	if (req->next >= req->n || s == NULL || s->conn == NULL) {
+		imap_fetch_finish(req, NULL);
+		return;
+	}
+	if (!imap_fetch_set_seen(req))
+		imap_fetch_read(req);
+}
+
+/* ------------------------------------------------------------------ */
+/* Parsing and resolving the command. */
+
+/* The store columns the items need. */
+static unsigned
+imap_fetch_what(const struct imap_fetchatt *att)
+{
+	unsigned what = 0;
+
+	if (att->flags & IMAP_FETCH_ENVELOPE)
+		what |= STORE_FETCH_ENVELOPE;
+	if (att->flags & IMAP_FETCH_BODY)
+		what |= STORE_FETCH_BODY;
+	if (att->flags & IMAP_FETCH_BODYSTRUCTURE)
+		what |= STORE_FETCH_BODYSTRUCTURE;
+	if (att->flags & FETCH_DATA_ITEMS)
+		what |= STORE_FETCH_DATA;
+	if (att->nsections > 0)
+		what |= STORE_FETCH_DATA | STORE_FETCH_PARTMAP;
+	return what;
+}
+
+/* Whether an item sets \Seen: RFC822, RFC822.TEXT, BODY[...]. */
+static int
+imap_fetch_sets_seen(const struct imap_fetchatt *att)
+{
+	if (att->flags & (IMAP_FETCH_RFC822 | IMAP_FETCH_RFC822_TEXT))
+		return 1;
+	for (size_t k = 0; k < att->nsections; k++)
+		if (!att->sections[k].peek)
+			return 1;
+	return 0;
+}
+
+/* Adds message i of the view when CHANGEDSINCE lets it through. */
+static void
+imap_fetch_add(struct imap_fetch_req *req, const struct store_view *v,
+    uint32_t i, size_t *cap)
+{
+	const struct store_view_msg *m = store_view_msg(v, i);
+
+	if (req->att.changedsince && m->modseq <= req->att.modseq)
+		return;
+	if (req->n == *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		req->uids = xreallocarray(req->uids, *cap, sizeof(*req->uids));
+	}
+	req->uids[req->n++] = m->uid;
+}
+
+/*
+ * Resolves the set into the UIDs to send. Message numbers count up to the
+ * EXISTS the client heard; UIDs name only messages it heard of. Returns
+ * 0, or -1 for a bad set (BAD).
+ */
+static int
+imap_fetch_resolve(struct imap_session *s, struct imap_fetch_req *req,
+    const struct imap_seqset *set, int uid)
+{
+	const struct store_view *v = s->sel->view;
+	uint32_t count = store_view_count(v), known = s->sel->exists;
+	struct imap_seqset r = {0};
+	struct imap_seqset_iter it = {0};
+	size_t cap = 0;
+	uint32_t n;
+
+	/*
+	 * FIXME(expunge): while an EXPUNGE is withheld (RFC 3501 7.4.1) the
+	 * client's numbers past it are one higher than the view's; we use
+	 * the view's. Keep the withheld UIDs in imap_selected to map them.
+	 */
+	if (known > count)
+		known = count;
+	if (!uid) {
+		if (imap_seqset_resolve(set, s->sel->exists, 0, &r) < 0)
+			return -1;
+		while (imap_seqset_next(&r, &it, &n) == 1)
+			if (n <= known)
+				imap_fetch_add(req, v, n - 1, &cap);
+	} else {
+		uint32_t max =
+		    known > 0 ? store_view_msg(v, known - 1)->uid : 0;
+
+		if (imap_seqset_resolve(set, max, 1, &r) < 0)
+			return -1;
+		for (uint32_t i = 0; i < known; i++)
+			if (imap_seqset_contains(&r, store_view_msg(v, i)->uid))
+				imap_fetch_add(req, v, i, &cap);
+	}
+	imap_seqset_clear(&r);
+	return 0;
+}
+
+/* Checks the parsed items; NULL, or the text for BAD. */
+static const char *
+imap_fetch_check(const struct imap_fetchatt *att)
+{
+	if (att->vanished)
+		return "VANISHED needs QRESYNC";
+	for (size_t k = 0; k < att->nsections; k++)
+		if (att->sections[k].kind != IMAP_FETCH_KIND_BODY)
+			return "BINARY is not supported";
+	return NULL;
+}
+
+/* Parses "set items..." at args; 0 with req filled, or -1 after BAD. */
+static int
+imap_fetch_parse(struct imap_session *s, const char *tag,
+    struct imap_fetch_req *req, const struct imap_arg *args, size_t nargs,
+    int uid)
+{
+	struct imap_seqset set = {0};
+	const char *err = "Expected a sequence set and items";
+	int r = -1;
+
+	if (nargs < 2 || args[0].type != IMAP_ARG_ATOM ||
+	    imap_seqset_parse(args[0].str, args[0].len, &set) < 0 || set.saved)
+		goto out;
+	if (imap_fetchatt_parse(args + 1, nargs - 1, &req->att, &err) < 0 ||
+	    (err = imap_fetch_check(&req->att)) != NULL)
+		goto out;
+	err = "Invalid message number";
+	if (imap_fetch_resolve(s, req, &set, uid) < 0)
+		goto out;
+	r = 0;
+out:
+	if (r < 0)
+		imap_session_bad(s, tag, err);
+	imap_seqset_clear(&set);
+	return r;
+}
+
+static void
+imap_fetch_start(struct imap_session *s, struct imap_cmd *cmd,
+    const struct imap_arg *args, size_t nargs, int uid)
+{
+	struct imap_fetch_req *req = xcalloc(1, sizeof(*req));
+
+	req->tag = xstrdup(cmd->tag);
+	req->cmdname = uid ? "UID FETCH" : "FETCH";
+	if (imap_fetch_parse(s, cmd->tag, req, args, nargs, uid) < 0) {
+		imap_fetch_req_free(req);
+		return;
+	}
+	req->what = imap_fetch_what(&req->att);
+	req->seen = !s->sel->readonly && imap_fetch_sets_seen(&req->att);
+	req->async.s = s;
+	s->async = &req->async;
+	imap_session_busy(s);
+	imap_fetch_next(req);
+}
+
+void
+imap_fetch_fetch(struct imap_session *s, struct imap_cmd *cmd)
+{
+	imap_fetch_start(s, cmd, cmd->args, cmd->nargs, 0);
+}
+
+/* UID FETCH; the other UID commands are not available yet. */
+void
+imap_fetch_uid(struct imap_session *s, struct imap_cmd *cmd)
+{
+	static const char *const later[] = {"STORE", "SEARCH", "COPY", "MOVE",
+	    "EXPUNGE", "SORT", "THREAD"};
+
+	if (cmd->nargs >= 1 && imap_arg_atom_is(&cmd->args[0], "FETCH")) {
+		imap_fetch_start(s, cmd, cmd->args + 1, cmd->nargs - 1, 1);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
+		if (cmd->nargs >= 1 &&
+		    imap_arg_atom_is(&cmd->args[0], later[i])) {
+			imap_session_printf(s,
+			    "%s NO [CANNOT] Not available yet", cmd->tag);
+			return;
+		}
+	}
+	imap_session_bad(s, cmd->tag, "Unknown UID command");
+}

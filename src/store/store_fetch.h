@@ -1,0 +1,94 @@
+/*
+ * Reading messages for IMAP FETCH (RFC 3501 section 6.4.5, RFC 9051
+ * section 6.4.5): the cached index columns (sizes, INTERNALDATE, ENVELOPE,
+ * BODY, BODYSTRUCTURE, the part map) and, when asked, the message file,
+ * read on the I/O pool in bounded chunks; and the implicit \Seen that
+ * FETCH BODY[] sets (store_flags.c).
+ */
+#ifndef STORE_STORE_FETCH_H
+#define STORE_STORE_FETCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "store/store_view.h"
+
+/* What store_fetch() reads, as bits of its what argument. */
+#define STORE_FETCH_ENVELOPE 0x01
+#define STORE_FETCH_BODY 0x02
+#define STORE_FETCH_BODYSTRUCTURE 0x04
+#define STORE_FETCH_PARTMAP 0x08
+#define STORE_FETCH_DATA 0x10 /* the whole message file */
+
+/* One call reads at most this many messages ... */
+#define STORE_FETCH_MAX_MSGS 256
+/* ... and stops adding files once their bytes reach this (at least one). */
+#define STORE_FETCH_MAX_BYTES (4u << 20)
+
+/*
+ * One message. Sizes and dates are always filled for a message found;
+ * strings are NULL unless asked for (or not cached). missing: the index
+ * has no such UID, or its file could not be read (RFC 2180 section
+ * 4.1.3: the caller answers NO for it).
+ */
+struct store_fetch_msg {
+	uint32_t uid;
+	int missing;
+	uint64_t size; /* RFC822.SIZE: the file's bytes */
+	time_t internaldate;
+	size_t prefix_size; /* bytes before the message as received */
+	size_t header_size; /* header bytes of the file, prefix included */
+	char *envelope;
+	char *body;
+	char *bodystructure;
+	char *partmap; /* offsets count from prefix_size on */
+	char *data;    /* STORE_FETCH_DATA: the file, len bytes */
+	size_t len;
+};
+
+/*
+ * The answer: msgs[0..n) for the first n UIDs asked for, in their order
+ * (n may be less than asked: the caller asks again for the rest). status
+ * is STORE_VIEW_IO when the index could not be read (n is then 0).
+ */
+struct store_fetch_result {
+	struct store_fetch_msg *msgs;
+	size_t n;
+	enum store_view_status status;
+};
+
+/* Gets the result, which the callee owns (store_fetch_result_free()). */
+typedef void (*store_fetch_cb)(struct store_fetch_result *res, void *arg);
+
+/*
+ * Reads the messages uids[0..n) of user's mailbox mailbox_id (what: the
+ * STORE_FETCH_* bits) as a user task on the I/O pool, at most
+ * STORE_FETCH_MAX_MSGS of them and, with STORE_FETCH_DATA, files of about
+ * STORE_FETCH_MAX_BYTES. uids is copied. cb runs on the loop thread,
+ * never before this returns, exactly once.
+ */
+void store_fetch(struct store *store, const char *user, int64_t mailbox_id,
+    const uint32_t *uids, size_t n, unsigned what, store_fetch_cb cb,
+    void *arg);
+
+/* Frees a result and sets *res to NULL; accepts NULL. */
+void store_fetch_result_free(struct store_fetch_result **res);
+
+/* store_flags.c: gets STORE_VIEW_OK, or STORE_VIEW_IO (nothing changed). */
+typedef void (*store_flags_cb)(enum store_view_status status, void *arg);
+
+/*
+ * Sets \Seen on the messages uids[0..n) (at most STORE_FETCH_MAX_MSGS) of
+ * user's mailbox mailbox_id that exist without it: the implicit \Seen of
+ * FETCH BODY[] (RFC 3501 section 6.4.5). In one synchronous=FULL
+ * transaction each gets the next MODSEQ; then its file moves into cur/
+ * with ":2,<letters>". On the loop thread every change is applied to the
+ * loaded view and reported to the change callback (STORE_CHANGE_FLAGS)
+ * before cb runs; cb never runs before this returns.
+ */
+void store_flags_set_seen(struct store *store, const char *user,
+    int64_t mailbox_id, const uint32_t *uids, size_t n, store_flags_cb cb,
+    void *arg);
+
+#endif
