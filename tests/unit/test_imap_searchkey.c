@@ -119,7 +119,7 @@ search_flags(const char *prog, unsigned flags, struct imap_search *out)
 static void
 expect_flags(const char *prog, unsigned flags, const char *want)
 {
-	struct imap_search s = { 0 };
+	struct imap_search s = {0};
 	char *got = search_flags(prog, flags, &s);
 
 	CHECK_STR(got, want);
@@ -199,7 +199,7 @@ test_modseq(void)
 static void
 test_prefixes(void)
 {
-	struct imap_search s = { 0 };
+	struct imap_search s = {0};
 	char *got;
 
 	expect("CHARSET US-ASCII ALL", "(and all)");
@@ -285,7 +285,7 @@ test_bounds(void)
 	mime_buf_adds(&b, "ALL");
 	prog = mime_buf_finish(&b);
 	{
-		struct imap_search s = { 0 };
+		struct imap_search s = {0};
 		char *got = search_flags(prog, 0, &s);
 
 		CHECK(strncmp(got, "(and (not (not", 14) == 0);
