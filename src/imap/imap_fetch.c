@@ -316,9 +316,10 @@ imap_fetch_put_msg(struct imap_fetch_req *req, const struct store_fetch_msg *m)
 	unsigned f = req->att.flags | (req->seen ? IMAP_FETCH_FLAGS : 0);
 	int64_t i = store_view_find(s->sel->view, m->uid);
 
-	if (i < 0 || (uint32_t)i >= s->sel->exists)
+	if (i < 0)
 		return; /* expunged meanwhile; EXPUNGE comes later */
-	evbuffer_add_printf(out, "* %u FETCH (UID %u", (uint32_t)i + 1, m->uid);
+	evbuffer_add_printf(out, "* %u FETCH (UID %u",
+	    imap_select_seq(s, m->uid), m->uid);
 	if (f & IMAP_FETCH_FLAGS)
 		imap_fetch_put_flags(s, out, (uint32_t)i);
 	if (f & IMAP_FETCH_MODSEQ)
@@ -557,62 +558,28 @@ imap_fetch_sets_seen(const struct imap_fetchatt *att)
 	return 0;
 }
 
-/* Adds message i of the view when CHANGEDSINCE lets it through. */
-static void
-imap_fetch_add(struct imap_fetch_req *req, const struct store_view *v,
-    uint32_t i, size_t *cap)
-{
-	const struct store_view_msg *m = store_view_msg(v, i);
-
-	if (req->att.changedsince && m->modseq <= req->att.modseq)
-		return;
-	if (req->n == *cap) {
-		*cap = *cap ? *cap * 2 : 64;
-		req->uids = xreallocarray(req->uids, *cap, sizeof(*req->uids));
-	}
-	req->uids[req->n++] = m->uid;
-}
-
 /*
- * Resolves the set into the UIDs to send. Message numbers count up to the
- * EXISTS the client heard; UIDs name only messages it heard of. Returns
- * 0, or -1 for a bad set (BAD).
+ * Resolves the set into the UIDs to send, against the message list the
+ * client knows (imap_select_resolve()), keeping those CHANGEDSINCE lets
+ * through. Returns 0, or -1 for a bad set (BAD).
  */
 static int
 imap_fetch_resolve(struct imap_session *s, struct imap_fetch_req *req,
     const struct imap_seqset *set, int uid)
 {
 	const struct store_view *v = s->sel->view;
-	uint32_t count = store_view_count(v), known = s->sel->exists;
-	struct imap_seqset r = {0};
-	struct imap_seqset_iter it = {0};
-	size_t cap = 0;
-	uint32_t n;
+	size_t n;
 
-	/*
-	 * FIXME(expunge): while an EXPUNGE is withheld (RFC 3501 7.4.1) the
-	 * client's numbers past it are one higher than the view's; we use
-	 * the view's. Keep the withheld UIDs in imap_selected to map them.
-	 */
-	if (known > count)
-		known = count;
-	if (!uid) {
-		if (imap_seqset_resolve(set, s->sel->exists, 0, &r) < 0)
-			return -1;
-		while (imap_seqset_next(&r, &it, &n) == 1)
-			if (n <= known)
-				imap_fetch_add(req, v, n - 1, &cap);
-	} else {
-		uint32_t max =
-		    known > 0 ? store_view_msg(v, known - 1)->uid : 0;
+	if (imap_select_resolve(s, set, uid, &req->uids, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		int64_t x = store_view_find(v, req->uids[i]);
 
-		if (imap_seqset_resolve(set, max, 1, &r) < 0)
-			return -1;
-		for (uint32_t i = 0; i < known; i++)
-			if (imap_seqset_contains(&r, store_view_msg(v, i)->uid))
-				imap_fetch_add(req, v, i, &cap);
+		if (req->att.changedsince &&
+		    store_view_msg(v, (uint32_t)x)->modseq <= req->att.modseq)
+			continue;
+		req->uids[req->n++] = req->uids[i];
 	}
-	imap_seqset_clear(&r);
 	return 0;
 }
 
@@ -681,20 +648,28 @@ imap_fetch_fetch(struct imap_session *s, struct imap_cmd *cmd)
 	imap_fetch_start(s, cmd, cmd->args, cmd->nargs, 0);
 }
 
-/* UID FETCH; the other UID commands are not available yet. */
+/* UID FETCH here; UID STORE and UID EXPUNGE in imap_store.c. */
 void
 imap_fetch_uid(struct imap_session *s, struct imap_cmd *cmd)
 {
-	static const char *const later[] = {"STORE", "SEARCH", "COPY", "MOVE",
-	    "EXPUNGE", "SORT", "THREAD"};
+	static const char *const later[] = {"SEARCH", "COPY", "MOVE", "SORT",
+	    "THREAD"};
+	const struct imap_arg *a = cmd->args;
 
-	if (cmd->nargs >= 1 && imap_arg_atom_is(&cmd->args[0], "FETCH")) {
-		imap_fetch_start(s, cmd, cmd->args + 1, cmd->nargs - 1, 1);
+	if (cmd->nargs >= 1 && imap_arg_atom_is(a, "FETCH")) {
+		imap_fetch_start(s, cmd, a + 1, cmd->nargs - 1, 1);
+		return;
+	}
+	if (cmd->nargs >= 1 && imap_arg_atom_is(a, "STORE")) {
+		imap_store_uid_store(s, cmd, a + 1, cmd->nargs - 1);
+		return;
+	}
+	if (cmd->nargs >= 1 && imap_arg_atom_is(a, "EXPUNGE")) {
+		imap_store_uid_expunge(s, cmd, a + 1, cmd->nargs - 1);
 		return;
 	}
 	for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
-		if (cmd->nargs >= 1 &&
-		    imap_arg_atom_is(&cmd->args[0], later[i])) {
+		if (cmd->nargs >= 1 && imap_arg_atom_is(a, later[i])) {
 			imap_session_printf(s,
 			    "%s NO [CANNOT] Not available yet", cmd->tag);
 			return;

@@ -2,7 +2,8 @@
  * The selected state: SELECT and EXAMINE (RFC 3501 section 6.3.1, RFC 9051
  * section 6.3.2), CLOSE and UNSELECT (RFC 3691), and the untagged EXISTS,
  * RECENT, FETCH and EXPUNGE updates of RFC 3501 sections 7.3, 7.4 and 7.4.1,
- * computed from the shared store view when the client may hear them.
+ * computed from the shared store view when the client may hear them, and
+ * the session's own message numbering while an EXPUNGE is withheld.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "imap/imap_parser.h"
+#include "imap/imap_seqset.h"
 #include "imap/imap_session.h"
 #include "imap/imap_utf7.h"
 #include "net/conn.h"
@@ -139,9 +141,8 @@ imap_select_expunge_ok(const char *command)
 
 struct imap_expunge_walk {
 	struct imap_session *s;
-	struct store_expunge list[64];
-	size_t n;
-	int overflow;
+	struct store_expunge *list;
+	size_t n, cap;
 };
 
 static void
@@ -152,11 +153,25 @@ imap_select_expunge_collect(const struct store_expunge *e, void *arg)
 	/* Messages the client never heard of need no EXPUNGE. */
 	if (e->uid >= w->s->sel->uidnext)
 		return;
-	if (w->n == sizeof(w->list) / sizeof(w->list[0])) {
-		w->overflow = 1;
-		return;
+	if (w->n == w->cap) {
+		w->cap = w->cap ? w->cap * 2 : 16;
+		w->list = xreallocarray(w->list, w->cap, sizeof(*w->list));
 	}
 	w->list[w->n++] = *e;
+}
+
+/*
+ * The expunges the client has not heard of yet, in the order they
+ * happened (w->list, freed by the caller). Returns -1 when the view's
+ * window no longer reaches back to what the client last heard.
+ */
+static int
+imap_select_withheld(struct imap_session *s, struct imap_expunge_walk *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->s = s;
+	return store_view_expunged_since(s->sel->view, s->sel->modseq,
+	    imap_select_expunge_collect, w);
 }
 
 /*
@@ -179,28 +194,111 @@ imap_select_expunge_seq(struct imap_expunge_walk *w, size_t k)
 static int
 imap_select_expunges(struct imap_session *s, int expunge_ok)
 {
-	struct imap_expunge_walk w = {.s = s};
+	struct imap_expunge_walk w;
 	struct imap_selected *sel = s->sel;
 
-	if (store_view_expunged_since(sel->view, sel->modseq,
-	        imap_select_expunge_collect, &w) < 0 ||
-	    w.overflow) {
+	if (imap_select_withheld(s, &w) < 0) {
 		/* TODO(expunge): ask store_expunged_since() instead. */
 		imap_session_bye(s, "expunge", "Too many changes; reselect");
 		return 1;
 	}
-	if (w.n > 0 && !expunge_ok)
+	if (w.n > 0 && !expunge_ok) {
+		free(w.list);
 		return 1;
+	}
 	for (size_t k = 0; k < w.n; k++) {
 		imap_session_printf(s, "* %u EXPUNGE",
 		    imap_select_expunge_seq(&w, k));
 		sel->exists--;
 	}
+	free(w.list);
 	return 0;
 }
 
+/*
+ * The client's sequence number of uid, a message it knows of: the
+ * messages below it in the view plus the withheld expunges below it.
+ */
+uint32_t
+imap_select_seq(struct imap_session *s, uint32_t uid)
+{
+	struct imap_expunge_walk w;
+	uint32_t n = imap_select_lower(s->sel->view, uid) + 1;
+
+	(void)imap_select_withheld(s, &w);
+	for (size_t k = 0; k < w.n; k++)
+		if (w.list[k].uid < uid)
+			n++;
+	free(w.list);
+	return n;
+}
+
+static int
+imap_select_u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The message list as the client knows it, ascending: the view's
+ * messages it heard of and the expunged ones it has not heard gone.
+ */
+static uint32_t *
+imap_select_known(struct imap_session *s, size_t *n)
+{
+	const struct store_view *v = s->sel->view;
+	uint32_t known = imap_select_lower(v, s->sel->uidnext);
+	struct imap_expunge_walk w;
+	uint32_t *all;
+
+	(void)imap_select_withheld(s, &w);
+	all = xcalloc((size_t)known + w.n + 1, sizeof(*all));
+	for (uint32_t i = 0; i < known; i++)
+		all[i] = store_view_msg(v, i)->uid;
+	for (size_t k = 0; k < w.n; k++)
+		all[known + k] = w.list[k].uid;
+	*n = known + w.n;
+	qsort(all, *n, sizeof(*all), imap_select_u32_cmp);
+	free(w.list);
+	return all;
+}
+
+int
+imap_select_resolve(struct imap_session *s, const struct imap_seqset *set,
+    int uid, uint32_t **out, size_t *nout)
+{
+	size_t n, k = 0;
+	uint32_t *all = imap_select_known(s, &n), seq;
+	struct imap_seqset r = {0};
+	struct imap_seqset_iter it = {0};
+	uint32_t max = uid ? (n > 0 ? all[n - 1] : 0) : (uint32_t)n;
+
+	if (imap_seqset_resolve(set, max, uid, &r) < 0) {
+		free(all);
+		return -1;
+	}
+	*out = xcalloc(n + 1, sizeof(**out));
+	if (!uid) {
+		while (imap_seqset_next(&r, &it, &seq) == 1)
+			if (store_view_find(s->sel->view, all[seq - 1]) >= 0)
+				(*out)[k++] = all[seq - 1];
+	} else {
+		for (size_t i = 0; i < n; i++)
+			if (imap_seqset_contains(&r, all[i]) &&
+			    store_view_find(s->sel->view, all[i]) >= 0)
+				(*out)[k++] = all[i];
+	}
+	*nout = k;
+	imap_seqset_clear(&r);
+	free(all);
+	return 0;
+}
+
+/* "* seq FETCH (FLAGS (...)": the message's flags as the view has them. */
 static void
-imap_select_put_flags(struct imap_session *s, uint32_t i)
+imap_select_put_flags(struct imap_session *s, uint32_t seq, uint32_t i)
 {
 	static const char *const sys[] = {"\\Seen", "\\Answered", "\\Flagged",
 	    "\\Deleted", "\\Draft"};
@@ -211,7 +309,7 @@ imap_select_put_flags(struct imap_session *s, uint32_t i)
 	size_t nkw = store_view_msg_keywords(v, i, &kw);
 	const char *sep = "";
 
-	evbuffer_add_printf(out, "* %u FETCH (FLAGS (", i + 1);
+	evbuffer_add_printf(out, "* %u FETCH (FLAGS (", seq);
 	for (unsigned b = 0; b < 5; b++) {
 		if ((m->flags & (1u << b)) == 0)
 			continue;
@@ -223,7 +321,25 @@ imap_select_put_flags(struct imap_session *s, uint32_t i)
 		    store_view_keyword(v, kw[k]));
 	if (!REV2(s) && imap_select_is_recent(s->sel, m->uid))
 		evbuffer_add_printf(out, "%s\\Recent", sep);
-	imap_session_printf(s, "))");
+	evbuffer_add(out, ")", 1);
+	/* RFC 7162 section 3.2.4: CONDSTORE clients get MODSEQ with FLAGS. */
+	if (s->enabled & IMAP_ENABLED_CONDSTORE)
+		evbuffer_add_printf(out, " MODSEQ (%llu)",
+		    (unsigned long long)m->modseq);
+}
+
+void
+imap_select_fetch_flags(struct imap_session *s, uint32_t uid, int with_uid)
+{
+	int64_t i;
+
+	if (s->sel == NULL || s->conn == NULL ||
+	    (i = store_view_find(s->sel->view, uid)) < 0)
+		return;
+	imap_select_put_flags(s, imap_select_seq(s, uid), (uint32_t)i);
+	if (with_uid)
+		evbuffer_add_printf(conn_output(s->conn), " UID %u", uid);
+	imap_session_printf(s, ")");
 }
 
 /* FETCH FLAGS for messages the client knows whose MODSEQ moved on. */
@@ -237,8 +353,10 @@ imap_select_flag_updates(struct imap_session *s)
 	if (store_view_highestmodseq(v) <= sel->modseq)
 		return;
 	for (uint32_t i = 0; i < known; i++)
-		if (store_view_msg(v, i)->modseq > sel->modseq)
-			imap_select_put_flags(s, i);
+		if (store_view_msg(v, i)->modseq > sel->modseq) {
+			imap_select_put_flags(s, i + 1, i);
+			imap_session_printf(s, ")");
+		}
 }
 
 void
@@ -500,11 +618,17 @@ imap_select_select(struct imap_session *s, struct imap_cmd *cmd)
 	free(name);
 }
 
-/* No \Deleted flag can be set yet, so CLOSE has nothing to expunge. */
+/*
+ * RFC 3501 section 6.4.2: CLOSE of a read-write mailbox expunges its
+ * \Deleted messages without a word (imap_store.c).
+ */
 void
 imap_select_close(struct imap_session *s, struct imap_cmd *cmd)
 {
-	/* TODO(expunge): remove \Deleted messages once STORE can set it. */
+	if (!s->sel->readonly) {
+		imap_store_close(s, cmd);
+		return;
+	}
 	imap_select_clear(s);
 	imap_session_printf(s, "%s OK CLOSE completed", cmd->tag);
 }

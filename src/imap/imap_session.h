@@ -13,9 +13,11 @@
 
 struct auth_request;
 struct conn;
+struct imap_arg;
 struct imap_cmd;
 struct imap_idle;
 struct imap_parser;
+struct imap_seqset;
 struct store_view;
 struct hub_sub;
 
@@ -179,6 +181,24 @@ int imap_select_expunge_ok(const char *command);
 void imap_select_clear(struct imap_session *s);
 
 /*
+ * The session's own numbering (RFC 3501 section 2.3.1.2) while expunges
+ * are withheld (section 7.4.1): the list the client knows is the view's
+ * messages it heard of plus the expunged ones it has not heard gone.
+ * imap_select_seq() is the client's sequence number of uid, a message it
+ * knows. imap_select_resolve() resolves a parsed set (uid: UIDs, else
+ * sequence numbers) against that list into the UIDs still in the view,
+ * ascending (*out, the caller frees it); returns 0, or -1 for a set that
+ * names a number beyond the list (BAD). imap_select_fetch_flags() writes
+ * "* n FETCH (FLAGS (...))" for uid, with UID when with_uid, and MODSEQ
+ * once CONDSTORE is on; nothing when uid has left the view.
+ */
+uint32_t imap_select_seq(struct imap_session *s, uint32_t uid);
+int imap_select_resolve(struct imap_session *s, const struct imap_seqset *set,
+    int uid, uint32_t **out, size_t *n);
+void imap_select_fetch_flags(struct imap_session *s, uint32_t uid,
+    int with_uid);
+
+/*
  * Writes name (UTF-8) as an IMAP mailbox name: modified UTF-7 unless
  * UTF8=ACCEPT or IMAP4rev2 is on, quoted. Decodes a client's name the
  * other way: returns 0 with *out (the caller frees it) or -1.
@@ -202,9 +222,24 @@ void imap_idle_free(struct imap_session *s);
 /*
  * imap_fetch.c: FETCH and UID FETCH (RFC 9051 section 6.4.5); they pause
  * input until the last message is written. imap_fetch_uid() runs the UID
- * command, of which only UID FETCH works yet.
+ * command: UID FETCH here, UID STORE and UID EXPUNGE in imap_store.c.
  */
 void imap_fetch_fetch(struct imap_session *s, struct imap_cmd *cmd);
 void imap_fetch_uid(struct imap_session *s, struct imap_cmd *cmd);
+
+/*
+ * imap_store.c: STORE (RFC 3501 section 6.4.6), EXPUNGE (6.4.3), UID
+ * EXPUNGE (RFC 4315 section 2.1) and the expunge of CLOSE (6.4.2). Each
+ * pauses input until the store has committed. For the UID forms args
+ * start after the subcommand name. imap_store_close() expunges the
+ * \Deleted messages silently, then leaves the mailbox and answers.
+ */
+void imap_store_store(struct imap_session *s, struct imap_cmd *cmd);
+void imap_store_expunge(struct imap_session *s, struct imap_cmd *cmd);
+void imap_store_uid_store(struct imap_session *s, struct imap_cmd *cmd,
+    const struct imap_arg *args, size_t nargs);
+void imap_store_uid_expunge(struct imap_session *s, struct imap_cmd *cmd,
+    const struct imap_arg *args, size_t nargs);
+void imap_store_close(struct imap_session *s, struct imap_cmd *cmd);
 
 #endif

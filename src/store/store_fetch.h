@@ -2,8 +2,8 @@
  * Reading messages for IMAP FETCH (RFC 3501 section 6.4.5, RFC 9051
  * section 6.4.5): the cached index columns (sizes, INTERNALDATE, ENVELOPE,
  * BODY, BODYSTRUCTURE, the part map) and, when asked, the message file,
- * read on the I/O pool in bounded chunks; and the implicit \Seen that
- * FETCH BODY[] sets (store_flags.c).
+ * read on the I/O pool in bounded chunks. The implicit \Seen that FETCH
+ * BODY[] sets is in store_flags.h, included here.
  */
 #ifndef STORE_STORE_FETCH_H
 #define STORE_STORE_FETCH_H
@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "store/store_flags.h"
 #include "store/store_view.h"
 
 /* What store_fetch() reads, as bits of its what argument. */
@@ -74,21 +75,5 @@ void store_fetch(struct store *store, const char *user, int64_t mailbox_id,
 
 /* Frees a result and sets *res to NULL; accepts NULL. */
 void store_fetch_result_free(struct store_fetch_result **res);
-
-/* store_flags.c: gets STORE_VIEW_OK, or STORE_VIEW_IO (nothing changed). */
-typedef void (*store_flags_cb)(enum store_view_status status, void *arg);
-
-/*
- * Sets \Seen on the messages uids[0..n) (at most STORE_FETCH_MAX_MSGS) of
- * user's mailbox mailbox_id that exist without it: the implicit \Seen of
- * FETCH BODY[] (RFC 3501 section 6.4.5). In one synchronous=FULL
- * transaction each gets the next MODSEQ; then its file moves into cur/
- * with ":2,<letters>". On the loop thread every change is applied to the
- * loaded view and reported to the change callback (STORE_CHANGE_FLAGS)
- * before cb runs; cb never runs before this returns.
- */
-void store_flags_set_seen(struct store *store, const char *user,
-    int64_t mailbox_id, const uint32_t *uids, size_t n, store_flags_cb cb,
-    void *arg);
 
 #endif

@@ -192,8 +192,7 @@ def test_curl(imapd):
 
 def test_fetchmail(imapd, tmp_path):
     """fetchmail reads with RFC822.SIZE, RFC822.HEADER and BODY.PEEK[TEXT],
-    then marks the message with STORE +FLAGS (\\Seen), which is missing:
-    TODO(store-command) -- until STORE lands, only the first message arrives."""
+    then marks each message with STORE +FLAGS (\\Seen)."""
     if shutil.which("fetchmail") is None:
         pytest.skip("fetchmail not installed")
     send(imapd, plain("via fetchmail"))
@@ -213,9 +212,7 @@ def test_fetchmail(imapd, tmp_path):
     # fetchmail writes the header and body it fetched, LF line ends.
     body = raw.split(b"\r\n\r\n", 1)[1].replace(b"\r\n", b"\n")
     assert b"Subject: via fetchmail" in mbox and body in mbox
-    if out.returncode != 0:
-        assert b"STORE 1 +FLAGS" in out.stdout + out.stderr
-        pytest.xfail("TODO(store-command): STORE is not available yet")
+    assert out.returncode == 0, out.stdout + out.stderr
     assert b"<p>second</p>" in mbox
 
 
