@@ -2,10 +2,10 @@
  * The command table and the commands valid before a mailbox is selected:
  * CAPABILITY, NOOP, LOGOUT and STARTTLS (RFC 9051 sections 6.1 and 6.2.1),
  * ENABLE (RFC 5161), ID (RFC 2971) and NAMESPACE (RFC 2342); the mailbox
- * commands live in imap_select.c, imap_list.c, imap_idle.c, imap_fetch.c
- * and imap_store.c. Commands of RFC 9051 and the extensions we will offer
- * that do not work yet answer NO [CANNOT] in their state, so clients fail
- * clearly.
+ * commands live in imap_select.c, imap_list.c, imap_idle.c, imap_fetch.c,
+ * imap_store.c and imap_search.c. Commands of RFC 9051 and the extensions
+ * we will offer that do not work yet answer NO [CANNOT] in their state, so
+ * clients fail clearly.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -174,7 +174,7 @@ static const struct imap_command imap_commands[] = {
     {"CLOSE", IMAP_STATE_SELECTED, imap_select_close},
     {"UNSELECT", IMAP_STATE_SELECTED, imap_select_unselect},
     {"EXPUNGE", IMAP_STATE_SELECTED, imap_store_expunge},
-    {"SEARCH", IMAP_STATE_SELECTED, NULL},
+    {"SEARCH", IMAP_STATE_SELECTED, imap_search_search},
     {"FETCH", IMAP_STATE_SELECTED, imap_fetch_fetch},
     {"STORE", IMAP_STATE_SELECTED, imap_store_store},
     {"COPY", IMAP_STATE_SELECTED, NULL},

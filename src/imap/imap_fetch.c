@@ -652,8 +652,7 @@ imap_fetch_fetch(struct imap_session *s, struct imap_cmd *cmd)
 void
 imap_fetch_uid(struct imap_session *s, struct imap_cmd *cmd)
 {
-	static const char *const later[] = {"SEARCH", "COPY", "MOVE", "SORT",
-	    "THREAD"};
+	static const char *const later[] = {"COPY", "MOVE", "SORT", "THREAD"};
 	const struct imap_arg *a = cmd->args;
 
 	if (cmd->nargs >= 1 && imap_arg_atom_is(a, "FETCH")) {
@@ -662,6 +661,10 @@ imap_fetch_uid(struct imap_session *s, struct imap_cmd *cmd)
 	}
 	if (cmd->nargs >= 1 && imap_arg_atom_is(a, "STORE")) {
 		imap_store_uid_store(s, cmd, a + 1, cmd->nargs - 1);
+		return;
+	}
+	if (cmd->nargs >= 1 && imap_arg_atom_is(a, "SEARCH")) {
+		imap_search_uid(s, cmd, a + 1, cmd->nargs - 1);
 		return;
 	}
 	if (cmd->nargs >= 1 && imap_arg_atom_is(a, "EXPUNGE")) {

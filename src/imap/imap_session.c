@@ -213,7 +213,7 @@ imap_session_capability(struct imap_session *s, const char *prefix,
 	imap_session_printf(s,
 	    "%sCAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ENABLE ID "
 	    "NAMESPACE IDLE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS "
-	    "SPECIAL-USE STATUS=SIZE%s%s%s%s",
+	    "SPECIAL-USE STATUS=SIZE ESEARCH%s%s%s%s",
 	    prefix,
 	    noauth && s->srv->set.tls != NULL && !conn_is_tls(s->conn) ?
 	        " STARTTLS" :

@@ -88,7 +88,7 @@ struct imap_session {
 	char *user;               /* once authenticated */
 	char *tag;                /* the LOGIN or AUTHENTICATE in progress */
 	struct auth_request *auth_req;
-	struct imap_async *async;  /* SELECT, LIST, STATUS, FETCH in flight */
+	struct imap_async *async; /* SELECT, LIST, FETCH, SEARCH... in flight */
 	struct imap_selected *sel; /* NULL unless selected */
 	struct imap_idle *idle;    /* NULL unless in IDLE */
 };
@@ -241,5 +241,15 @@ void imap_store_uid_store(struct imap_session *s, struct imap_cmd *cmd,
 void imap_store_uid_expunge(struct imap_session *s, struct imap_cmd *cmd,
     const struct imap_arg *args, size_t nargs);
 void imap_store_close(struct imap_session *s, struct imap_cmd *cmd);
+
+/*
+ * imap_search.c: SEARCH and UID SEARCH (RFC 9051 section 6.4.4, ESEARCH
+ * of RFC 4731). Keys the view answers run at once; header, body, size and
+ * date keys pause input while the store reads. For UID SEARCH args start
+ * after the subcommand name.
+ */
+void imap_search_search(struct imap_session *s, struct imap_cmd *cmd);
+void imap_search_uid(struct imap_session *s, struct imap_cmd *cmd,
+    const struct imap_arg *args, size_t nargs);
 
 #endif
