@@ -3,9 +3,9 @@
  * CAPABILITY, NOOP, LOGOUT and STARTTLS (RFC 9051 sections 6.1 and 6.2.1),
  * ENABLE (RFC 5161), ID (RFC 2971) and NAMESPACE (RFC 2342); the mailbox
  * commands live in imap_select.c, imap_list.c, imap_idle.c, imap_fetch.c,
- * imap_store.c and imap_search.c. Commands of RFC 9051 and the extensions
- * we will offer that do not work yet answer NO [CANNOT] in their state, so
- * clients fail clearly.
+ * imap_store.c, imap_search.c and imap_append.c. Commands of RFC 9051 and the
+ * extensions we will offer that do not work yet answer NO [CANNOT] in their
+ * state, so clients fail clearly.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -160,7 +160,7 @@ static const struct imap_command imap_commands[] = {
     {"LIST", AUTHED, imap_list_list},
     {"LSUB", AUTHED, imap_list_lsub},
     {"STATUS", AUTHED, imap_list_status},
-    {"APPEND", AUTHED, NULL},
+    {"APPEND", AUTHED, imap_append_append},
     {"IDLE", AUTHED, imap_idle_start},
     {"NOTIFY", AUTHED, NULL},
     {"GETQUOTA", AUTHED, NULL},

@@ -243,6 +243,12 @@ void imap_store_uid_expunge(struct imap_session *s, struct imap_cmd *cmd,
 void imap_store_close(struct imap_session *s, struct imap_cmd *cmd);
 
 /*
+ * imap_append.c: APPEND (RFC 3501 section 6.3.11) with APPENDUID (RFC 4315
+ * section 3); pauses input until the store has committed.
+ */
+void imap_append_append(struct imap_session *s, struct imap_cmd *cmd);
+
+/*
  * imap_search.c: SEARCH and UID SEARCH (RFC 9051 section 6.4.4, ESEARCH
  * of RFC 4731). Keys the view answers run at once; header, body, size and
  * date keys pause input while the store reads. For UID SEARCH args start
