@@ -648,11 +648,14 @@ imap_fetch_fetch(struct imap_session *s, struct imap_cmd *cmd)
 	imap_fetch_start(s, cmd, cmd->args, cmd->nargs, 0);
 }
 
-/* UID FETCH here; UID STORE and UID EXPUNGE in imap_store.c. */
+/*
+ * UID FETCH here; UID STORE and UID EXPUNGE in imap_store.c, UID COPY and
+ * UID MOVE in imap_copy.c.
+ */
 void
 imap_fetch_uid(struct imap_session *s, struct imap_cmd *cmd)
 {
-	static const char *const later[] = {"COPY", "MOVE", "SORT", "THREAD"};
+	static const char *const later[] = {"SORT", "THREAD"};
 	const struct imap_arg *a = cmd->args;
 
 	if (cmd->nargs >= 1 && imap_arg_atom_is(a, "FETCH")) {
@@ -669,6 +672,12 @@ imap_fetch_uid(struct imap_session *s, struct imap_cmd *cmd)
 	}
 	if (cmd->nargs >= 1 && imap_arg_atom_is(a, "EXPUNGE")) {
 		imap_store_uid_expunge(s, cmd, a + 1, cmd->nargs - 1);
+		return;
+	}
+	if (cmd->nargs >= 1 &&
+	    (imap_arg_atom_is(a, "COPY") || imap_arg_atom_is(a, "MOVE"))) {
+		imap_copy_uid(s, cmd, a + 1, cmd->nargs - 1,
+		    imap_arg_atom_is(a, "MOVE"));
 		return;
 	}
 	for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {

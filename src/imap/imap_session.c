@@ -199,10 +199,7 @@ imap_session_plaintext_ok(struct imap_session *s)
 	    imap_session_loopback(conn_peer_ip(s->conn));
 }
 
-/*
- * The list grows as commands land: only what works is advertised. UIDPLUS
- * waits for COPY (RFC 4315 asks for COPYUID too), MOVE for MOVE.
- */
+/* The list grows as commands land: only what works is advertised. */
 void
 imap_session_capability(struct imap_session *s, const char *prefix,
     const char *suffix)
@@ -212,8 +209,8 @@ imap_session_capability(struct imap_session *s, const char *prefix,
 
 	imap_session_printf(s,
 	    "%sCAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ENABLE ID "
-	    "NAMESPACE IDLE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS "
-	    "SPECIAL-USE STATUS=SIZE ESEARCH APPENDLIMIT=%llu%s%s%s%s",
+	    "NAMESPACE IDLE UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED "
+	    "LIST-STATUS SPECIAL-USE STATUS=SIZE ESEARCH APPENDLIMIT=%llu%s%s%s%s",
 	    prefix, (unsigned long long)s->srv->set.literal_max,
 	    noauth && s->srv->set.tls != NULL && !conn_is_tls(s->conn) ?
 	        " STARTTLS" :

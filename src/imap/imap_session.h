@@ -249,6 +249,17 @@ void imap_store_close(struct imap_session *s, struct imap_cmd *cmd);
 void imap_append_append(struct imap_session *s, struct imap_cmd *cmd);
 
 /*
+ * imap_copy.c: COPY and MOVE (RFC 3501 section 6.4.7, RFC 6851) with
+ * COPYUID (RFC 4315 section 3); each pauses input until the store has
+ * committed the copies (and, for MOVE, expunged the sources). For the UID
+ * forms args start after the subcommand name; move picks MOVE.
+ */
+void imap_copy_copy(struct imap_session *s, struct imap_cmd *cmd);
+void imap_copy_move(struct imap_session *s, struct imap_cmd *cmd);
+void imap_copy_uid(struct imap_session *s, struct imap_cmd *cmd,
+    const struct imap_arg *args, size_t nargs, int move);
+
+/*
  * imap_search.c: SEARCH and UID SEARCH (RFC 9051 section 6.4.4, ESEARCH
  * of RFC 4731). Keys the view answers run at once; header, body, size and
  * date keys pause input while the store reads. For UID SEARCH args start

@@ -39,8 +39,8 @@ def test_append_flags_date_and_fetch_back(imapd):
     c = login(imapd)
     typ, data = c.capability()
     caps = data[0].decode().split()
-    # UIDPLUS is advertised once COPY gives COPYUID too (RFC 4315).
-    assert "UIDPLUS" not in caps and "APPENDLIMIT=67108864" in caps
+    # UIDPLUS: APPENDUID here, COPYUID in test_imap_copy.py (RFC 4315).
+    assert "UIDPLUS" in caps and "APPENDLIMIT=67108864" in caps
     typ, data = c.append("Sent", r"(\Seen \Flagged)",
                          '"05-Mar-2024 10:11:12 +0100"', MSG)
     assert typ == "OK", data
