@@ -36,41 +36,6 @@ store_fetch_text(sqlite3_stmt *st, int col)
 	return s != NULL ? xstrdup(s) : NULL;
 }
 
-/*
- * Reads the whole file at path; 0, or -1 with errno.
- * TODO(fetch-range): a partial or a part of a large message still reads
- * the whole file, so one 50 MB message costs 50 MB in the result; read
- * only the byte ranges the items need once the session asks for them.
- */
-static int
-store_fetch_read(const char *path, char **data, size_t *len)
-{
-	struct stat sb;
-	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	if (fstat(fd, &sb) < 0) {
-		close(fd);
-		return -1;
-	}
-	*data = xmalloc((size_t)sb.st_size + 1);
-	while (got < (size_t)sb.st_size) {
-		ssize_t r = read(fd, *data + got, (size_t)sb.st_size - got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	close(fd);
-	(*data)[got] = '\0';
-	*len = got;
-	return 0;
-}
-
 /* The file of a row: <user>/<folder>/{new,cur}/<file>[:2,<letters>]. */
 static char *
 store_fetch_path(struct store_fetch_job *j, const char *folder,
@@ -107,7 +72,7 @@ store_fetch_row(struct store_fetch_job *j, const char *folder, sqlite3_stmt *st,
 		m->partmap = store_fetch_text(st, 10);
 	if (j->what & STORE_FETCH_DATA) {
 		char *path = store_fetch_path(j, folder, st);
-		int r = store_fetch_read(path, &m->data, &m->len);
+		int r = store_maildir_read(path, &m->data, &m->len);
 
 		if (r < 0)
 			log_warn("event=store op=fetch uid=%u error=\"%s\"",

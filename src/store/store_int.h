@@ -166,6 +166,14 @@ char *store_maildir_final(const char *unique, uint32_t uid, uint64_t size);
 void store_maildir_flag_letters(unsigned flags, char out[8]);
 unsigned store_maildir_flags_parse(const char *name);
 char *store_maildir_prefix(const char *return_path, const char *delivered_to);
+/*
+ * Reads the whole file at path into a new NUL-terminated buffer (*data, the
+ * caller frees it) of *len bytes. Returns 0, or -1 with errno.
+ * TODO(fetch-range): FETCH of a part or partial of a large message still
+ * reads it whole; read only the byte ranges the items need.
+ */
+int store_maildir_read(const char *path, char **data, size_t *len);
+
 int store_maildir_write(const char *path, const char *prefix, const char *data,
     size_t len, int datasync);
 int store_maildir_uidvalidity_read(const char *folder, uint32_t *out);

@@ -376,3 +376,32 @@ store_maildir_errno_status(int err)
 	return err == ENOSPC || err == EDQUOT ? STORE_ERR_NOSPACE :
 	                                        STORE_ERR_IO;
 }
+
+int
+store_maildir_read(const char *path, char **data, size_t *len)
+{
+	struct stat sb;
+	size_t got = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &sb) < 0) {
+		close(fd);
+		return -1;
+	}
+	*data = xmalloc((size_t)sb.st_size + 1);
+	while (got < (size_t)sb.st_size) {
+		ssize_t r = read(fd, *data + got, (size_t)sb.st_size - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	(*data)[got] = '\0';
+	*len = got;
+	return 0;
+}

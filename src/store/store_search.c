@@ -305,36 +305,6 @@ store_search_row(struct store_search_job *j, sqlite3_stmt *st)
 	return bits;
 }
 
-/* Reads the file at path; 0, or -1 with errno. */
-static int
-store_search_read(const char *path, char **data, size_t *len)
-{
-	struct stat sb;
-	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	if (fstat(fd, &sb) < 0) {
-		close(fd);
-		return -1;
-	}
-	*data = xmalloc((size_t)sb.st_size + 1);
-	while (got < (size_t)sb.st_size) {
-		ssize_t r = read(fd, *data + got, (size_t)sb.st_size - got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	close(fd);
-	(*data)[got] = '\0';
-	*len = got;
-	return 0;
-}
-
 /* Tests the message file of the row; returns its size, or -1. */
 static long
 store_search_file(struct store_search_job *j, const char *folder,
@@ -354,7 +324,7 @@ store_search_file(struct store_search_job *j, const char *folder,
 	    folder[0] != '\0' ? "/" : "", in_cur ? "cur" : "new",
 	    file != NULL ? file : "", in_cur ? ":2," : "",
 	    in_cur ? letters : "");
-	r = store_search_read(path, &data, &len);
+	r = store_maildir_read(path, &data, &len);
 	if (r < 0)
 		log_warn("event=store op=search uid=%u error=\"%s\"", m->uid,
 		    strerror(errno));
