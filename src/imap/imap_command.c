@@ -3,7 +3,8 @@
  * CAPABILITY, NOOP, LOGOUT and STARTTLS (RFC 9051 sections 6.1 and 6.2.1),
  * ENABLE (RFC 5161), ID (RFC 2971) and NAMESPACE (RFC 2342); the mailbox
  * commands live in imap_select.c, imap_list.c, imap_idle.c, imap_fetch.c,
- * imap_store.c, imap_search.c and imap_append.c. Commands of RFC 9051 and the
+ * imap_store.c, imap_search.c, imap_append.c and
+ * imap_mailbox.c. Commands of RFC 9051 and the
  * extensions we will offer that do not work yet answer NO [CANNOT] in their
  * state, so clients fail clearly.
  */
@@ -152,11 +153,11 @@ static const struct imap_command imap_commands[] = {
     {"NAMESPACE", AUTHED, imap_cmd_namespace},
     {"SELECT", AUTHED, imap_select_select},
     {"EXAMINE", AUTHED, imap_select_select},
-    {"CREATE", AUTHED, NULL},
-    {"DELETE", AUTHED, NULL},
-    {"RENAME", AUTHED, NULL},
-    {"SUBSCRIBE", AUTHED, NULL},
-    {"UNSUBSCRIBE", AUTHED, NULL},
+    {"CREATE", AUTHED, imap_mailbox_create},
+    {"DELETE", AUTHED, imap_mailbox_delete},
+    {"RENAME", AUTHED, imap_mailbox_rename},
+    {"SUBSCRIBE", AUTHED, imap_mailbox_subscribe},
+    {"UNSUBSCRIBE", AUTHED, imap_mailbox_unsubscribe},
     {"LIST", AUTHED, imap_list_list},
     {"LSUB", AUTHED, imap_list_lsub},
     {"STATUS", AUTHED, imap_list_status},

@@ -249,6 +249,16 @@ void imap_store_close(struct imap_session *s, struct imap_cmd *cmd);
 void imap_append_append(struct imap_session *s, struct imap_cmd *cmd);
 
 /*
+ * imap_mailbox.c: CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE; each
+ * pauses input until the store answers.
+ */
+void imap_mailbox_create(struct imap_session *s, struct imap_cmd *cmd);
+void imap_mailbox_delete(struct imap_session *s, struct imap_cmd *cmd);
+void imap_mailbox_rename(struct imap_session *s, struct imap_cmd *cmd);
+void imap_mailbox_subscribe(struct imap_session *s, struct imap_cmd *cmd);
+void imap_mailbox_unsubscribe(struct imap_session *s, struct imap_cmd *cmd);
+
+/*
  * imap_copy.c: COPY and MOVE (RFC 3501 section 6.4.7, RFC 6851) with
  * COPYUID (RFC 4315 section 3); each pauses input until the store has
  * committed the copies (and, for MOVE, expunged the sources). For the UID

@@ -197,6 +197,13 @@ void store_deliver_user_ready(struct store *store, struct store_user *u);
 void store_view_apply(struct store *store, const struct store_change *c,
     const char *keywords);
 void store_view_free_all(struct store *store);
+/*
+ * Retires the views of user's mailbox name and of its inferiors ("name/x")
+ * after a DELETE or RENAME committed: later opens load a fresh view, an
+ * unreferenced view is freed now, a referenced one when its last holder
+ * lets go (it keeps what it had; no change reaches it by name).
+ */
+void store_view_retire(struct store *store, const char *user, const char *name);
 
 /* store_index.c */
 int store_index_open(const char *userdir, sqlite3 **out);

@@ -71,6 +71,7 @@ struct store_view {
 	struct store_view *next; /* on user->views */
 	TAILQ_ENTRY(store_view) lru;
 	int in_lru;
+	int retired; /* its mailbox was deleted or renamed: never found */
 };
 
 static uint32_t
@@ -415,7 +416,8 @@ store_view_lookup(struct store_user *u, const char *name)
 	struct store_view *v;
 
 	for (v = u->views; v != NULL; v = v->next)
-		if (v->state != STORE_VIEW_GONE && strcmp(v->name, name) == 0)
+		if (v->state != STORE_VIEW_GONE && !v->retired &&
+		    strcmp(v->name, name) == 0)
 			return v;
 	return NULL;
 }
@@ -500,11 +502,47 @@ store_view_unref(struct store_view **vp)
 		return;
 	assert(v->state == STORE_VIEW_READY);
 	store = v->store;
+	if (v->retired) {
+		store_view_unlink(v);
+		store_view_free(v);
+		return;
+	}
 	TAILQ_INSERT_HEAD(&store->view_lru, v, lru);
 	v->in_lru = 1;
 	store->nview_lru++;
 	while (store->nview_lru > STORE_VIEW_CACHE) {
 		v = TAILQ_LAST(&store->view_lru, store_view_list);
+		TAILQ_REMOVE(&store->view_lru, v, lru);
+		store->nview_lru--;
+		store_view_unlink(v);
+		store_view_free(v);
+	}
+}
+
+/* Whether a view's name is name itself or one of its inferiors. */
+static int
+store_view_under(const struct store_view *v, const char *name)
+{
+	size_t n = strlen(name);
+
+	return strncmp(v->name, name, n) == 0 &&
+	    (v->name[n] == '\0' || v->name[n] == '/');
+}
+
+void
+store_view_retire(struct store *store, const char *user, const char *name)
+{
+	struct store_user *u = store_user_find(store, user);
+	struct store_view *v, *next;
+
+	for (v = u != NULL ? u->views : NULL; v != NULL; v = next) {
+		next = v->next;
+		if (v->retired || !store_view_under(v, name))
+			continue;
+		v->retired = 1;
+		if (!v->in_lru)
+			continue;
+		/* Unreferenced: nobody holds it, so it goes now. */
 		TAILQ_REMOVE(&store->view_lru, v, lru);
 		store->nview_lru--;
 		store_view_unlink(v);
@@ -669,7 +707,8 @@ store_view_loaded(struct store *store, const char *user, int64_t mailbox_id)
 	struct store_view *v;
 
 	for (v = u != NULL ? u->views : NULL; v != NULL; v = v->next)
-		if (v->state == STORE_VIEW_READY && v->mailbox_id == mailbox_id)
+		if (v->state == STORE_VIEW_READY && !v->retired &&
+		    v->mailbox_id == mailbox_id)
 			return v;
 	return NULL;
 }
