@@ -25,7 +25,8 @@ typedef void (*store_mailbox_cb)(enum store_mailbox_outcome status, void *arg);
  * validated by the caller) and every missing superior as a real mailbox:
  * folder with cur/, new/, tmp/ and its UIDVALIDITY file, fsynced, then the
  * row with a fresh UIDVALIDITY (never one used before) in one transaction.
- * A new mailbox is subscribed.
+ * Subscriptions are left as they are (RFC 9051 section 6.3.4): a new
+ * mailbox is not subscribed, unless its name already was.
  */
 void store_mailbox_create(struct store *store, const char *user,
     const char *name, store_mailbox_cb cb, void *arg);
@@ -41,10 +42,24 @@ void store_mailbox_delete(struct store *store, const char *user,
     const char *name, store_mailbox_cb cb, void *arg);
 
 /*
- * Renames user's mailbox from, and its inferiors from/x, to to and to/x:
- * rows and folders (rename(2), then the user directory is fsynced) in one
- * step; UIDVALIDITY is kept; missing superiors of to are created. Renaming
- * INBOX is refused (CANNOT), as is renaming a mailbox under itself.
+ * Renames user's mailbox from, and its inferiors from/x, to to and to/x,
+ * with the subscriptions of those names; UIDVALIDITY is kept; missing
+ * superiors of to are created (unsubscribed). A from that exists only
+ * through its inferiors is renamed too (the missing level stays missing).
+ * The rows commit first together with the folder renames they owe, which
+ * follow (rename(2), then the user directory is fsynced); after a crash in
+ * between, recovery makes them. Renaming a mailbox under itself is refused
+ * (CANNOT); a to that exists gives EXISTS, a from with neither row nor
+ * inferiors NONEXISTENT.
+ *
+ * RENAME INBOX (RFC 9051 section 6.3.6) creates to with a fresh
+ * UIDVALIDITY and moves every INBOX message there, keeping its UID, flags
+ * and keywords (to takes INBOX's UIDNEXT); each message leaves a tombstone
+ * with its own MODSEQ in INBOX, whose UIDVALIDITY, UIDNEXT, inferiors and
+ * subscription stay, and the quota usage does not change. The files follow
+ * the commit like the folders above. Before cb, each moved UID is
+ * announced as an EXPUNGE of INBOX to the change callback, so sessions
+ * with INBOX selected hear of it at once; to may lie under INBOX.
  */
 void store_mailbox_rename(struct store *store, const char *user,
     const char *from, const char *to, store_mailbox_cb cb, void *arg);

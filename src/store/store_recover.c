@@ -3,7 +3,8 @@
  * step. Committed rows whose file is still in tmp/ are put in place, tmp/
  * files without a row are removed, foreign files in new/ or cur/ get a UID,
  * and rows whose file vanished are expunged with a tombstone (RFC 7162).
- * When the index itself was lost, the UIDs in the file names are kept.
+ * Renames a committed RENAME still owes the disk are made first. When the
+ * index itself was lost, the UIDs in the file names are kept.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -479,7 +480,13 @@ store_recover_user(struct store *store, const char *user)
 
 	if (rebuild)
 		log_warn("event=recover user=%s action=rebuild", user);
+	/*
+	 * Renames a committed RENAME still owed come first: until they are
+	 * made, its folders and files are not where the rows say, and the
+	 * scans below would expunge those rows and adopt the files anew.
+	 */
 	if (store_user_open(userdir, &db) < 0 ||
+	    store_mailbox_redo(db, userdir) < 0 ||
 	    (rebuild && store_recover_folders(db, userdir) < 0))
 		goto out;
 	names = store_recover_mailbox_names(db, &n);
