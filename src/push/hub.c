@@ -1,11 +1,13 @@
 /*
  * The hub: a hash table of topics (user, mailbox id), each with a list of
  * subscriptions. Publishing walks at most two topics; subscriptions dropped
- * while a fan-out runs are only unlinked once it is over.
+ * while a fan-out runs are only unlinked once it is over. Each timed
+ * fan-out adds its latency to a histogram.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hist.h"
 #include "base/xmalloc.h"
 #include "push/hub.h"
 #include "store/store.h"
@@ -39,6 +41,7 @@ struct hub {
 	uint64_t gen;         /* publications started */
 	unsigned depth;       /* fan-outs under way */
 	struct hub_sub *dead; /* dropped during a fan-out, to free */
+	struct hist latency;  /* committed_ns to the last callback's return */
 };
 
 static uint32_t
@@ -219,20 +222,34 @@ hub_unsubscribe(struct hub_sub **subp)
 	hub_sub_unlink(hub, s);
 }
 
-static void
+/* Returns the number of subscribers called. */
+static size_t
 hub_fan_out(struct hub *hub, const struct store_change *c, int64_t id,
     uint64_t gen)
 {
 	uint32_t h = hub_hash(c->user, id);
 	struct hub_topic *t = hub_find(hub, c->user, id, h);
+	size_t called = 0;
 
 	if (t == NULL)
-		return;
+		return 0;
 	/* Dropped subscriptions stay linked until the fan-out ends. */
 	for (struct hub_sub *s = t->subs; s != NULL; s = s->next) {
-		if (s->cb != NULL && s->gen != gen)
+		if (s->cb != NULL && s->gen != gen) {
 			s->cb(c, s->arg);
+			called++;
+		}
 	}
+	return called;
+}
+
+static void
+hub_record(struct hub *hub, uint64_t committed_ns)
+{
+	uint64_t now = hist_now_ns();
+
+	/* A clock read out of order on another CPU counts as zero. */
+	hist_add(&hub->latency, now > committed_ns ? now - committed_ns : 0);
 }
 
 void
@@ -240,12 +257,15 @@ hub_publish(const struct store_change *change, void *arg)
 {
 	struct hub *hub = arg;
 	uint64_t gen = ++hub->gen;
+	size_t called;
 
 	hub->published++;
 	hub->depth++;
-	hub_fan_out(hub, change, change->mailbox_id, gen);
+	called = hub_fan_out(hub, change, change->mailbox_id, gen);
 	if (change->mailbox_id != HUB_ALL_MAILBOXES)
-		hub_fan_out(hub, change, HUB_ALL_MAILBOXES, gen);
+		called += hub_fan_out(hub, change, HUB_ALL_MAILBOXES, gen);
+	if (called > 0 && change->committed_ns != 0)
+		hub_record(hub, change->committed_ns);
 	if (--hub->depth > 0)
 		return;
 	while (hub->dead != NULL) {
@@ -266,4 +286,10 @@ uint64_t
 hub_published(const struct hub *hub)
 {
 	return hub->published;
+}
+
+const struct hist *
+hub_latency(const struct hub *hub)
+{
+	return &hub->latency;
 }

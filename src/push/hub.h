@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct hist;
 struct store_change;
 struct hub;
 struct hub_sub;
@@ -31,6 +32,9 @@ void hub_free(struct hub **hub);
  * unsubscribe anything, itself included: a subscription dropped during
  * the fan-out is not called afterwards, one added is not called for this
  * change. The signature matches store_change_cb, with the hub as arg.
+ * When change->committed_ns is set and at least one subscriber was called,
+ * the time from it to the return of the last callback goes into the
+ * latency histogram (see hub_latency()).
  */
 void hub_publish(const struct store_change *change, void *hub);
 
@@ -48,5 +52,16 @@ void hub_unsubscribe(struct hub_sub **sub);
 /* Subscriptions now held, and changes published so far, for metrics. */
 size_t hub_subscriptions(const struct hub *hub);
 uint64_t hub_published(const struct hub *hub);
+
+/*
+ * Push latency since hub_new(): per timed change that had a subscriber,
+ * from the store's durable commit (store_change.committed_ns, taken on the
+ * I/O thread) to the return of the last subscriber's callback. Callbacks
+ * only queue their lines (e.g. "* n EXISTS") in the sessions' output
+ * buffers; the kernel write follows when the loop next polls, within the
+ * same pass of the event loop, and is not in this figure. Owned by the
+ * hub; read it on the loop thread.
+ */
+const struct hist *hub_latency(const struct hub *hub);
 
 #endif
