@@ -11,10 +11,15 @@ import asyncio
 import contextlib
 import glob
 import math
+import multiprocessing
 import os
+import re
+import resource
+import shutil
 import signal
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 import time
@@ -372,3 +377,512 @@ def stop_on_signals():
     def handler(signum, frame):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, handler)
+
+
+# --- IMAP sessions, client fleets and server process figures, for
+# idle_memory.py, login_storm.py and select_large.py. ---
+
+IMAP_TIMEOUT = 60.0
+IMAP_LINE_MAX = 1 << 20
+IMAP_LINES_MAX = 10_000_000
+
+
+class ImapError(Exception):
+    """A refused command, a broken session or a reply out of bounds."""
+
+
+class PlainStream:
+    """An asyncio stream pair behind the small interface TlsStream has."""
+
+    def __init__(self, reader, writer):
+        self.reader = reader
+        self.writer = writer
+
+    async def read(self):
+        return await self.reader.read(65536)
+
+    def write(self, data):
+        self.writer.write(data)
+
+    async def drain(self):
+        await self.writer.drain()
+
+    def reused(self):
+        return False
+
+
+class TlsStream(PlainStream):
+    """TLS over an asyncio stream pair through ssl.MemoryBIO, because
+    asyncio's own TLS cannot resume a session (it takes no session=)."""
+
+    def __init__(self, reader, writer, ctx, session=None):
+        super().__init__(reader, writer)
+        self.inc = ssl.MemoryBIO()
+        self.out = ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.inc, self.out, session=session)
+
+    async def handshake(self):
+        for _ in range(50):
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                await self._flush()
+                if not await self._fill():
+                    raise ImapError("closed during the TLS handshake")
+        else:
+            raise ImapError("TLS handshake did not finish")
+        await self._flush()
+
+    async def _flush(self):
+        data = self.out.read()
+        if data:
+            self.writer.write(data)
+            await self.writer.drain()
+
+    async def _fill(self):
+        data = await self.reader.read(65536)
+        if not data:
+            self.inc.write_eof()
+            return False
+        self.inc.write(data)
+        return True
+
+    async def read(self):
+        for _ in range(1000):
+            try:
+                return self.obj.read(65536)
+            except ssl.SSLWantReadError:
+                await self._flush()
+                if not await self._fill():
+                    return b""
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return b""
+        raise ImapError("no TLS record completed")
+
+    def write(self, data):
+        self.obj.write(data)
+        self.writer.write(self.out.read())
+
+    def reused(self):
+        return self.obj.session_reused
+
+
+def client_tls_context():
+    """A client context that accepts the benchmark's self-signed
+    certificates (loopback only)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class ImapClient:
+    """One IMAP session: tagged commands, untagged lines counted, IDLE."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.buf = bytearray()
+        self.seq = 0
+        self.exists = None
+
+    @classmethod
+    async def connect(cls, port, ctx=None, session=None,
+                      timeout=IMAP_TIMEOUT):
+        """Connects to 127.0.0.1:port (TLS from the first byte when ctx
+        is given, resuming session if given) and reads the greeting."""
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", port), timeout)
+        stream = PlainStream(reader, writer)
+        try:
+            if ctx is not None:
+                stream = TlsStream(reader, writer, ctx, session)
+                await asyncio.wait_for(stream.handshake(), timeout)
+            client = cls(stream)
+            line = await client.readline(timeout)
+        except BaseException:
+            writer.transport.abort()
+            raise
+        if not line.startswith(b"* OK"):
+            client.abort()
+            raise ImapError(f"greeting {line[:80]!r}")
+        return client
+
+    def session(self):
+        """The TLS session to resume next time (None for plaintext)."""
+        obj = getattr(self.stream, "obj", None)
+        return obj.session if obj is not None else None
+
+    async def readline(self, timeout=IMAP_TIMEOUT):
+        """One response line without its CRLF. A literal at the end of a
+        line is read and kept in the line."""
+        deadline = time.monotonic() + timeout
+        want = 0
+        while True:
+            i = self.buf.find(b"\r\n", want)
+            if i >= 0:
+                m = re.search(rb"\{(\d+)\+?\}$", self.buf[:i])
+                if m is None:
+                    line = bytes(self.buf[:i])
+                    del self.buf[:i + 2]
+                    return line
+                want = i + 2 + int(m.group(1))
+                if len(self.buf) >= want:
+                    continue
+            if len(self.buf) > IMAP_LINE_MAX and want < len(self.buf):
+                raise ImapError("response line too long")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ImapError("timeout waiting for a response")
+            data = await asyncio.wait_for(self.stream.read(), left)
+            if not data:
+                raise ImapError("connection closed")
+            self.buf += data
+
+    async def send(self, line):
+        self.stream.write(line.encode() + b"\r\n")
+        await self.stream.drain()
+
+    async def command(self, text, timeout=IMAP_TIMEOUT):
+        """Sends 'tag text' and reads to the tagged reply. Returns the
+        number of untagged lines; raises ImapError unless it is OK."""
+        self.seq += 1
+        tag = f"b{self.seq}".encode()
+        await self.send(f"{tag.decode()} {text}")
+        for count in range(IMAP_LINES_MAX):
+            line = await self.readline(timeout)
+            if line.startswith(tag + b" "):
+                if not line.startswith(tag + b" OK"):
+                    raise ImapError(f"{text.split()[0]}: {line[:120]!r}")
+                return count
+            self._note(line)
+        raise ImapError("too many response lines")
+
+    async def command_bulk(self, text, timeout=IMAP_TIMEOUT):
+        """Like command(), for replies of many lines: scans the raw bytes
+        for the tagged line instead of splitting lines in Python.
+        Returns the bytes received."""
+        self.seq += 1
+        tag = f"\r\nb{self.seq} ".encode()
+        await self.send(f"b{self.seq} {text}")
+        deadline = time.monotonic() + timeout
+        data = bytearray(b"\r\n" + self.buf)
+        self.buf.clear()
+        start = 0
+        while True:
+            i = data.find(tag, start)
+            if i >= 0 and data.find(b"\r\n", i + 2) >= 0:
+                end = data.find(b"\r\n", i + 2)
+                if data[i + len(tag):i + len(tag) + 2] != b"OK":
+                    raise ImapError(f"{text.split()[0]}: "
+                                    f"{bytes(data[i:end])!r}")
+                self.buf += data[end + 2:]
+                return end - 2
+            start = max(0, len(data) - len(tag))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ImapError("timeout waiting for a bulk response")
+            chunk = await asyncio.wait_for(self.stream.read(), left)
+            if not chunk:
+                raise ImapError("connection closed")
+            data += chunk
+
+    def _note(self, line):
+        m = re.match(rb"\* (\d+) EXISTS", line)
+        if m:
+            self.exists = int(m.group(1))
+
+    async def login(self, user, password):
+        await self.command(f'LOGIN "{user}" "{password}"')
+
+    async def idle(self, timeout=IMAP_TIMEOUT):
+        """Starts IDLE and returns once the server said '+'."""
+        self.seq += 1
+        self.idle_tag = f"b{self.seq}".encode()
+        await self.send(f"{self.idle_tag.decode()} IDLE")
+        for _ in range(1000):
+            line = await self.readline(timeout)
+            if line.startswith(b"+"):
+                return
+            if line.startswith(self.idle_tag):
+                raise ImapError(f"IDLE: {line[:120]!r}")
+            self._note(line)
+        raise ImapError("no continuation for IDLE")
+
+    async def wait_exists(self, timeout):
+        """In IDLE: reads until the next '* n EXISTS'; returns n."""
+        deadline = time.monotonic() + timeout
+        for _ in range(1000):
+            line = await self.readline(max(0.0, deadline - time.monotonic()))
+            m = re.match(rb"\* (\d+) EXISTS", line)
+            if m:
+                self.exists = int(m.group(1))
+                return self.exists
+        raise ImapError("no EXISTS")
+
+    def abort(self):
+        """Drops the connection at once (RST), as a network blip would
+        for the client."""
+        self.stream.writer.transport.abort()
+
+    async def logout(self):
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.command("LOGOUT"), 5)
+        self.abort()
+
+
+def raise_nofile():
+    """Raises this process's open file limit to its hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+async def imap_session_to_idle(port, user, password, ctx=None,
+                               session=None, timeout=IMAP_TIMEOUT):
+    """Connect, LOGIN, SELECT INBOX, IDLE. Returns the client."""
+    client = await ImapClient.connect(port, ctx, session, timeout)
+    try:
+        await client.login(user, password)
+        await client.command("SELECT INBOX", timeout)
+        await client.idle(timeout)
+    except BaseException:
+        client.abort()
+        raise
+    return client
+
+
+class _FleetWorker:
+    """The body of one fleet process: holds its users' sessions."""
+
+    def __init__(self, port, users, password, tls):
+        self.port = port
+        self.users = users
+        self.password = password
+        self.ctx = client_tls_context() if tls else None
+        self.clients = {}
+        self.sessions = {}
+
+    async def _one(self, user, sem, times, errors, reused):
+        try:
+            if sem is not None:
+                async with sem:
+                    c = await imap_session_to_idle(
+                        self.port, user, self.password, self.ctx,
+                        self.sessions.get(user))
+            else:
+                c = await imap_session_to_idle(
+                    self.port, user, self.password, self.ctx,
+                    self.sessions.get(user))
+        except (ImapError, OSError, asyncio.TimeoutError, ssl.SSLError) as e:
+            errors.append(f"{user}: {e!r}"[:200])
+            return
+        times.append(time.monotonic())
+        reused.append(c.stream.reused())
+        self.clients[user] = c
+        if self.ctx is not None:
+            self.sessions[user] = c.session()
+
+    async def open(self, concurrency, start_at=None):
+        """Opens every user's session that is not open, concurrency at a
+        time (None: all at once, from start_at, a monotonic time)."""
+        if start_at is not None:
+            await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+        sem = asyncio.Semaphore(concurrency) if concurrency else None
+        times, errors, reused = [], [], []
+        t0 = time.monotonic()
+        await asyncio.gather(*(self._one(u, sem, times, errors, reused)
+                               for u in self.users
+                               if u not in self.clients))
+        return {"t0": t0, "times": times, "errors": errors,
+                "reused": sum(reused), "open": len(self.clients)}
+
+    def drop(self):
+        for c in self.clients.values():
+            c.abort()
+        n = len(self.clients)
+        self.clients.clear()
+        return {"dropped": n}
+
+    async def serve(self, conn):
+        loop = asyncio.get_running_loop()
+        for _ in range(1000):
+            cmd, arg = await loop.run_in_executor(None, conn.recv)
+            if cmd == "open":
+                conn.send(await self.open(*arg))
+            elif cmd == "drop":
+                conn.send(self.drop())
+                await asyncio.sleep(0)
+            else:
+                for c in self.clients.values():
+                    c.abort()
+                conn.send({})
+                return
+
+
+def _fleet_main(conn, port, users, password, tls):
+    raise_nofile()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    worker = _FleetWorker(port, users, password, tls)
+    asyncio.run(worker.serve(conn))
+
+
+class Fleet:
+    """IMAP sessions spread over several client processes (one process
+    may hold at most 20,000 descriptors). Each user gets one session:
+    LOGIN, SELECT INBOX, IDLE."""
+
+    def __init__(self, port, users, password, tls=False, processes=4):
+        ctx = multiprocessing.get_context("fork")
+        self.procs, self.conns = [], []
+        for i in range(processes):
+            mine = users[i::processes]
+            parent, child = ctx.Pipe()
+            p = ctx.Process(target=_fleet_main,
+                            args=(child, port, mine, password, tls))
+            p.start()
+            self.procs.append(p)
+            self.conns.append(parent)
+
+    def _all(self, cmd, arg=(), timeout=600):
+        for c in self.conns:
+            c.send((cmd, arg))
+        out = []
+        for c in self.conns:
+            if not c.poll(timeout):
+                raise ImapError(f"fleet process did not answer {cmd}")
+            out.append(c.recv())
+        return out
+
+    def open(self, concurrency=100, start_at=None, timeout=600):
+        """Opens the sessions; returns a merged result: times (monotonic
+        time each session reached IDLE), errors, reused, open."""
+        merged = {"times": [], "errors": [], "reused": 0, "open": 0}
+        for r in self._all("open", (concurrency, start_at), timeout):
+            merged["times"] += r["times"]
+            merged["errors"] += r["errors"]
+            merged["reused"] += r["reused"]
+            merged["open"] += r["open"]
+        return merged
+
+    def drop(self):
+        """Drops every session at once (RST)."""
+        return sum(r["dropped"] for r in self._all("drop"))
+
+    def close(self):
+        with contextlib.suppress(Exception):
+            self._all("exit", timeout=60)
+        for p in self.procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+
+
+def process_tree(pid):
+    """pid and all its descendants, from /proc."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def pss_kib(pids):
+    """Sum of PSS (KiB) over pids, from /proc/PID/smaps_rollup; processes
+    that are gone are skipped."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+    return total
+
+
+def cpu_times(pids):
+    """{(pid, starttime): (utime + stime, cutime + cstime) seconds}."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            own = (int(fields[11]) + int(fields[12])) / tick
+            reaped = (int(fields[13]) + int(fields[14])) / tick
+            out[(pid, int(fields[19]))] = (own, reaped)
+    return out
+
+
+def cpu_delta(before, after, root):
+    """Server CPU seconds between two cpu_times() snapshots of a process
+    tree whose children are all reaped by root (the Dovecot master forks
+    every service process): processes that ended in between count
+    through root's reaped-children time, less what they had used
+    before."""
+    total = 0.0
+    for key, (own, reaped) in after.items():
+        total += own - before.get(key, (0.0, 0.0))[0]
+        if key[0] == root:
+            total += reaped - before.get(key, (0.0, 0.0))[1]
+    for key, (own, _) in before.items():
+        if key not in after and key[0] != root:
+            total -= own
+    return total
+
+
+class PushmaildImap(Pushmaild):
+    """Pushmaild with IMAP (plaintext) and IMAPS (TLS from the first
+    byte) listeners besides SMTP and LMTP, in imap_port and imaps_port.
+    tls_cert/tls_key default to the self-signed pair pushmaild makes.
+    ready_timeout covers the start-up recovery of many mailboxes."""
+
+    def __init__(self, binary, tmpdir, addresses, tls_cert=None,
+                 tls_key=None, extra_config="", log_level="info",
+                 ready_timeout=600):
+        if tls_cert:
+            extra_config += f"tls_cert = {tls_cert}\ntls_key = {tls_key}\n"
+        super().__init__(binary, tmpdir, addresses, extra_config,
+                         log_level)
+        self.ready_timeout = ready_timeout
+        self.imap_port = self.imaps_port = None
+
+    def start(self):
+        self.imap_port = refstack.free_port()
+        self.imaps_port = refstack.free_port()
+        return super().start()
+
+    def pid(self):
+        return self.proc.pid
+
+    def _config(self):
+        return (super()._config() +
+                f"[listener imap]\nprotocol = imap\n"
+                f"address = 127.0.0.1:{self.imap_port}\n"
+                f"[listener imaps]\nprotocol = imap\n"
+                f"address = 127.0.0.1:{self.imaps_port}\ntls = implicit\n")
+
+    def _wait_ready(self, timeout):
+        deadline = time.monotonic() + max(timeout, self.ready_timeout)
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            if "event=ready" in refstack.tail(self.log, 50):
+                return
+            time.sleep(0.1)
+        raise refstack.RefstackError(
+            "pushmaild did not become ready:\n" + refstack.tail(self.log))
+
+    def _ports_open(self):
+        return False

@@ -156,16 +156,29 @@ class Dovecot:
     password). max_sessions raises every process and client limit above
     that many concurrent sessions. Ports are in lmtp_port, imap_port and
     pop3_port after start(). Usable as a context manager.
+
+    Options for benchmarks: ssl_cert and ssl_key (PEM files) turn on
+    ssl = yes and an IMAPS listener (imaps_port); login_processes > 0
+    runs imap-login in the high-performance mode operators use at scale
+    (service_count = 0, that many processes, each for up to
+    max_sessions clients); extra_config is appended to dovecot.conf.
     """
 
     def __init__(self, tmpdir, users=(), password="secret",
-                 max_sessions=1000, hostname="refstack.local"):
+                 max_sessions=1000, hostname="refstack.local",
+                 ssl_cert=None, ssl_key=None, login_processes=0,
+                 extra_config=""):
         self.dir = os.path.join(os.path.abspath(tmpdir), "dovecot")
         if not isinstance(users, dict):
             users = {u: password for u in users}
         self.users = dict(users)
         self.max_sessions = max_sessions
         self.hostname = hostname
+        self.ssl_cert = ssl_cert
+        self.ssl_key = ssl_key
+        self.login_processes = login_processes
+        self.extra_config = extra_config
+        self.imaps_port = None
         self.conf = os.path.join(self.dir, "dovecot.conf")
         self.log = os.path.join(self.dir, "dovecot.log")
         self.proc = None
@@ -211,8 +224,10 @@ class Dovecot:
         self.proc = spawn([DOVECOT, "-F", "-c", self.conf],
                           self.log + ".stderr")
         try:
-            for port in (self.lmtp_port, self.imap_port, self.pop3_port):
-                wait_port(port, 20, self.proc)
+            for port in (self.lmtp_port, self.imap_port, self.pop3_port,
+                         self.imaps_port):
+                if port is not None:
+                    wait_port(port, 20, self.proc)
         except Exception:
             self.stop()
             raise RefstackError("dovecot did not start:\n" + tail(self.log) +
@@ -241,6 +256,8 @@ class Dovecot:
         self.lmtp_port = free_port()
         self.imap_port = free_port()
         self.pop3_port = free_port()
+        if self.ssl_cert:
+            self.imaps_port = free_port()
         self._write_users()
         with open(self.conf, "w") as f:
             f.write(self._config(mail))
@@ -260,6 +277,37 @@ class Dovecot:
         limit = n + 100
         clients = 5 * limit
         users = os.path.join(self.dir, "users")
+        return self._base_config(mail, n, limit, clients, users) + \
+            self._ssl_config() + self._login_config() + self.extra_config
+
+    def _ssl_config(self):
+        if not self.ssl_cert:
+            return ""
+        return f"""ssl = yes
+ssl_cert = <{self.ssl_cert}
+ssl_key = <{self.ssl_key}
+service imap-login {{
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {self.imaps_port}
+    ssl = yes
+  }}
+}}
+"""
+
+    def _login_config(self):
+        if not self.login_processes:
+            return ""
+        per = self.max_sessions // self.login_processes + 100
+        return f"""service imap-login {{
+  service_count = 0
+  process_min_avail = {self.login_processes}
+  client_limit = {per}
+  vsz_limit = 4G
+}}
+"""
+
+    def _base_config(self, mail, n, limit, clients, users):
         return f"""# Written by refstack.py; private instance, loopback only.
 base_dir = {self.dir}/run
 state_dir = {self.dir}/state
