@@ -66,7 +66,8 @@ struct imap_parser {
 	int lit_digits;
 	int lit_plus;
 	int lit8;
-	int lit_nul; /* a NUL byte arrived in a plain literal */
+	int lit_nul;        /* a NUL byte arrived in a plain literal */
+	uint64_t lit_total; /* bytes of the command's accepted literals */
 	uint64_t lit_left;
 	struct imap_literal_info pending;
 
@@ -76,6 +77,7 @@ struct imap_parser {
 
 	struct imap_parser_error err;
 	char *err_tag;
+	char *err_name;
 };
 
 /* Result of one step of the machine. */
@@ -93,6 +95,10 @@ imap_parser_defaults(struct imap_parser_limits *l)
 		l->line_max = 64 * 1024;
 	if (l->literal_max == 0)
 		l->literal_max = 64 * 1024 * 1024;
+	if (l->literal_total_max == 0)
+		l->literal_total_max = l->literal_max <= UINT64_MAX / 2 ?
+		    l->literal_max * 2 :
+		    UINT64_MAX;
 	if (l->skip_max == 0)
 		l->skip_max = 64 * 1024 * 1024;
 	if (l->args_max == 0)
@@ -153,6 +159,7 @@ imap_parser_reset(struct imap_parser *p)
 	p->line_len = 0;
 	p->tok_len = 0;
 	p->after_sp = 0;
+	p->lit_total = 0;
 }
 
 void
@@ -167,6 +174,7 @@ imap_parser_free(struct imap_parser **pp)
 	/* The token buffer may still hold a LOGIN password. */
 	xfree_secret(p->tok, p->tok_cap);
 	free(p->err_tag);
+	free(p->err_name);
 	free(p);
 	*pp = NULL;
 }
@@ -224,7 +232,10 @@ imap_parser_fail(struct imap_parser *p, enum imap_perr code, const char *text,
     enum imap_pstate next)
 {
 	free(p->err_tag);
+	free(p->err_name);
 	p->err_tag = p->tag != NULL ? xstrdup(p->tag) : NULL;
+	p->err_name = p->name != NULL ? xstrdup(p->name) : NULL;
+	p->err.command = p->err_name;
 	p->err.code = code;
 	p->err.text = text;
 	p->err.tag = p->err_tag;
@@ -583,7 +594,8 @@ imap_parser_lithdr(struct imap_parser *p, unsigned char c)
 static enum imap_step
 imap_parser_announced(struct imap_parser *p)
 {
-	int too_big = p->lit_num > p->lim.literal_max;
+	int too_big = p->lit_num > p->lim.literal_max ||
+	    p->lit_num > p->lim.literal_total_max - p->lit_total;
 
 	if (p->lit_plus && (p->flags & IMAP_PARSER_LITERAL_MINUS) &&
 	    p->lit_num > IMAP_LITERAL_MINUS_MAX)
@@ -603,6 +615,7 @@ imap_parser_announced(struct imap_parser *p)
 		    "Too many arguments", p->lit_plus ? ST_SKIP_LIT : ST_TAG);
 	}
 	p->pending.size = p->lit_num;
+	p->pending.command = p->name;
 	p->pending.sync = !p->lit_plus;
 	p->pending.literal8 = p->lit8;
 	p->st = ST_LIT_WAIT;
@@ -784,6 +797,7 @@ imap_parser_literal_accept(struct imap_parser *p)
 	if (p->st != ST_LIT_WAIT)
 		return -1;
 	p->lit_left = p->pending.size;
+	p->lit_total += p->pending.size;
 	p->lit_nul = 0;
 	p->tok_len = 0;
 	p->st = ST_LIT_DATA;

@@ -68,6 +68,12 @@ struct imap_parser_limits {
 	size_t line_max; /* bytes of one command without literal data: 64 KiB */
 	uint64_t literal_max; /* one literal: 64 MiB */
 	/*
+	 * All literals of one command together (a MULTIAPPEND, RFC 3502):
+	 * twice literal_max. A literal that would cross it fails like one
+	 * over literal_max.
+	 */
+	uint64_t literal_total_max;
+	/*
 	 * A refused or too big non-synchronising literal up to this size is
 	 * read and dropped; a bigger one makes the error fatal (RFC 7888
 	 * section 4 allows closing the connection instead): 64 MiB.
@@ -88,6 +94,7 @@ struct imap_literal_info {
 	uint64_t size;
 	int sync;     /* "{n}": the client waits for "+ " before sending */
 	int literal8; /* "~{n}" (BINARY, RFC 3516) */
+	const char *command; /* its command's name, or NULL before it */
 };
 
 /*
@@ -146,9 +153,10 @@ int imap_parser_literal_refuse(struct imap_parser *p);
 
 struct imap_parser_error {
 	enum imap_perr code;
-	const char *text; /* short, for "tag BAD text"; static */
-	const char *tag;  /* NULL when no tag was readable: answer "* BAD" */
-	int fatal;        /* the connection cannot continue: close it */
+	const char *text;    /* short, for "tag BAD text"; static */
+	const char *tag;     /* NULL when no tag was readable: answer "* BAD" */
+	const char *command; /* the command's name, or NULL before it */
+	int fatal;           /* the connection cannot continue: close it */
 };
 
 /*

@@ -27,6 +27,20 @@
 /* ... and stops adding files once their bytes reach this (at least one). */
 #define STORE_FETCH_MAX_BYTES (4u << 20)
 
+/* How one BINARY section (RFC 3516) of a message came out. */
+enum store_fetch_binary_status {
+	STORE_FETCH_BINARY_OK = 0,
+	STORE_FETCH_BINARY_NOPART,      /* the message has no such part */
+	STORE_FETCH_BINARY_UNKNOWN_CTE, /* RFC 3516: NO [UNKNOWN-CTE] */
+};
+
+/* The content of one BINARY section, content-transfer-decoded. */
+struct store_fetch_binary {
+	enum store_fetch_binary_status status;
+	char *data; /* len bytes, may hold NUL; NULL when len is 0 */
+	size_t len;
+};
+
 /*
  * One message. Sizes and dates are always filled for a message found;
  * strings are NULL unless asked for (or not cached). missing: the index
@@ -46,6 +60,8 @@ struct store_fetch_msg {
 	char *partmap; /* offsets count from prefix_size on */
 	char *data;    /* STORE_FETCH_DATA: the file, len bytes */
 	size_t len;
+	/* store_fetch_sections(): one per section asked for, in order. */
+	struct store_fetch_binary *binary;
 };
 
 /*
@@ -56,6 +72,7 @@ struct store_fetch_msg {
 struct store_fetch_result {
 	struct store_fetch_msg *msgs;
 	size_t n;
+	size_t nbinary; /* entries of each found message's binary */
 	enum store_view_status status;
 };
 
@@ -72,6 +89,20 @@ typedef void (*store_fetch_cb)(struct store_fetch_result *res, void *arg);
 void store_fetch(struct store *store, const char *user, int64_t mailbox_id,
     const uint32_t *uids, size_t n, unsigned what, store_fetch_cb cb,
     void *arg);
+
+/*
+ * store_fetch() that also decodes sections for FETCH BINARY (RFC 3516
+ * section 4.2) on the I/O pool: binary[0..nbinary) are part paths ("1.2";
+ * "" is the whole message, as it stands), or NULL for a slot left empty.
+ * Each message found gets binary[i] decoded into msg->binary[i]: base64
+ * and quoted-printable decoded, identity encodings and multipart or
+ * message parts as they stand. what gains STORE_FETCH_DATA and
+ * STORE_FETCH_PARTMAP; decoded bytes count toward STORE_FETCH_MAX_BYTES.
+ * binary is copied.
+ */
+void store_fetch_sections(struct store *store, const char *user,
+    int64_t mailbox_id, const uint32_t *uids, size_t n, unsigned what,
+    const char *const *binary, size_t nbinary, store_fetch_cb cb, void *arg);
 
 /* Frees a result and sets *res to NULL; accepts NULL. */
 void store_fetch_result_free(struct store_fetch_result **res);
