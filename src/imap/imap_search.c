@@ -13,6 +13,7 @@
 #include <event2/buffer.h>
 
 #include "base/xmalloc.h"
+#include "imap/imap_condstore.h"
 #include "imap/imap_parser.h"
 #include "imap/imap_searchkey.h"
 #include "imap/imap_seqset.h"
@@ -37,11 +38,11 @@ struct imap_search_set {
 	size_t n;
 };
 
-/* A SEARCH in flight; input is paused while the store works. */
+/* A program in flight; input is paused while the store works. */
 struct imap_search_req {
 	struct imap_async async; /* first */
-	char *tag;
-	int uid; /* UID SEARCH */
+	imap_search_done_cb cb;
+	void *arg;
 	struct imap_search prog;
 	struct imap_search_set sets[IMAP_SEARCH_MAX_SETS];
 	size_t nsets;
@@ -64,9 +65,17 @@ imap_search_req_free(struct imap_search_req *req)
 	imap_searchkey_clear(&req->prog);
 	free(req->cand);
 	free(req->hits);
-	free(req->tag);
 	free(req);
 }
+
+/* What a SEARCH command answers with once its program has run. */
+struct imap_search_cmd {
+	char *tag;
+	int uid; /* UID SEARCH */
+	int esearch;
+	unsigned ret;
+	int modseq; /* the program has a MODSEQ key: RFC 7162 section 3.1.5 */
+};
 
 /* ------------------------------------------------------------------ */
 /* Preparing the program. */
@@ -152,8 +161,7 @@ imap_search_prepare(struct imap_session *s, struct imap_search_req *req,
 		if (req->nsets == IMAP_SEARCH_MAX_SETS)
 			return "Too many sets in one SEARCH";
 		set = &req->sets[req->nsets];
-		if (k->set.saved ||
-		    imap_select_resolve(s, &k->set, k->type == IMAP_SKEY_UID,
+		if (imap_search_resolve(s, &k->set, k->type == IMAP_SKEY_UID,
 		        &set->uids, &set->n) < 0)
 			return "Invalid message number";
 		set->key = k;
@@ -168,6 +176,10 @@ imap_search_prepare(struct imap_session *s, struct imap_search_req *req,
 		if (imap_search_add_key(req, k) < 0)
 			return "Too many keys in one SEARCH";
 		return NULL;
+	case IMAP_SKEY_MODSEQ:
+		/* RFC 7162 section 3.1: a CONDSTORE enabling command. */
+		imap_condstore_enable(s);
+		return NULL;
 	default:
 		return NULL;
 	}
@@ -180,11 +192,7 @@ imap_search_prepare(struct imap_session *s, struct imap_search_req *req,
 static int
 imap_search_is_recent(const struct imap_selected *sel, uint32_t uid)
 {
-	if (uid < sel->recent_lo)
-		return 0;
-	return uid < sel->recent_hi ||
-	    (sel->recent_hi != 0 &&
-	        store_view_first_recent_uid(sel->view) == sel->recent_hi);
+	return imap_select_is_recent(sel, uid);
 }
 
 /* FLAG: a system flag, \Recent, or a keyword (case-insensitive). */
@@ -325,29 +333,60 @@ imap_search_view(struct imap_session *s, struct imap_search_req *req)
 
 /* The numbers the client gets, ascending: UIDs or sequence numbers. */
 static uint32_t *
-imap_search_numbers(struct imap_session *s, struct imap_search_req *req)
+imap_search_numbers(struct imap_session *s, const struct imap_search_cmd *c,
+    const uint32_t *uids, size_t n)
 {
-	uint32_t *nums = xcalloc(req->nhits + 1, sizeof(*nums));
+	uint32_t *nums = xcalloc(n + 1, sizeof(*nums));
 
-	qsort(req->hits, req->nhits, sizeof(*req->hits), imap_search_u32_cmp);
-	for (size_t i = 0; i < req->nhits; i++)
-		nums[i] =
-		    req->uid ? req->hits[i] : imap_select_seq(s, req->hits[i]);
+	for (size_t i = 0; i < n; i++)
+		nums[i] = c->uid ? uids[i] : imap_select_seq(s, uids[i]);
 	return nums;
+}
+
+/* Whether a MODSEQ key is in the program (its depth is bounded). */
+static int
+imap_search_has_modseq(const struct imap_skey *k)
+{
+	if (k->type == IMAP_SKEY_MODSEQ)
+		return 1;
+	for (size_t i = 0; i < k->nchild; i++)
+		if (imap_search_has_modseq(&k->child[i]))
+			return 1;
+	return 0;
+}
+
+/* The highest MODSEQ of the hits (RFC 7162 section 3.1.5), or 0. */
+static uint64_t
+imap_search_top_modseq(struct imap_session *s, const struct imap_search_cmd *c,
+    const uint32_t *uids, size_t n)
+{
+	const struct store_view *v = s->sel->view;
+	uint64_t top = 0;
+
+	for (size_t i = 0; c->modseq && i < n; i++) {
+		int64_t k = store_view_find(v, uids[i]);
+
+		if (k >= 0 && store_view_msg(v, (uint32_t)k)->modseq > top)
+			top = store_view_msg(v, (uint32_t)k)->modseq;
+	}
+	return top;
 }
 
 /* RFC 4731 section 3.1: only the items asked for; none but COUNT if empty. */
 static void
-imap_search_esearch(struct imap_session *s, struct imap_search_req *req,
-    const uint32_t *nums, size_t n)
+imap_search_esearch(struct imap_session *s, const struct imap_search_cmd *c,
+    const uint32_t *nums, size_t n, uint64_t top)
 {
 	struct evbuffer *out = conn_output(s->conn);
-	unsigned ret = req->prog.ret;
+	unsigned ret = c->ret;
 	struct imap_seqset set;
 	char *all;
 
-	evbuffer_add_printf(out, "* ESEARCH (TAG \"%s\")%s", req->tag,
-	    req->uid ? " UID" : "");
+	/* RFC 5182 section 2.4: SAVE alone answers nothing untagged. */
+	if ((ret & ~(unsigned)IMAP_SEARCH_RET_SAVE) == 0)
+		return;
+	evbuffer_add_printf(out, "* ESEARCH (TAG \"%s\")%s", c->tag,
+	    c->uid ? " UID" : "");
 	if ((ret & IMAP_SEARCH_RET_MIN) && n > 0)
 		evbuffer_add_printf(out, " MIN %u", nums[0]);
 	if ((ret & IMAP_SEARCH_RET_MAX) && n > 0)
@@ -361,40 +400,50 @@ imap_search_esearch(struct imap_session *s, struct imap_search_req *req,
 		free(all);
 		imap_seqset_clear(&set);
 	}
+	if (top != 0)
+		evbuffer_add_printf(out, " MODSEQ %llu",
+		    (unsigned long long)top);
 	imap_session_printf(s, "%s", "");
 }
 
 static void
-imap_search_answer(struct imap_session *s, struct imap_search_req *req)
+imap_search_answer(struct imap_session *s, const struct imap_search_cmd *c,
+    const uint32_t *uids, size_t n)
 {
-	uint32_t *nums = imap_search_numbers(s, req);
+	uint32_t *nums = imap_search_numbers(s, c, uids, n);
 	struct evbuffer *out = conn_output(s->conn);
+	uint64_t top = imap_search_top_modseq(s, c, uids, n);
 
-	if (req->prog.esearch) {
-		imap_search_esearch(s, req, nums, req->nhits);
+	if (c->esearch) {
+		imap_search_esearch(s, c, nums, n, top);
 	} else {
 		evbuffer_add_printf(out, "* SEARCH");
-		for (size_t i = 0; i < req->nhits; i++)
+		for (size_t i = 0; i < n; i++)
 			evbuffer_add_printf(out, " %u", nums[i]);
+		if (top != 0)
+			evbuffer_add_printf(out, " (MODSEQ %llu)",
+			    (unsigned long long)top);
 		imap_session_printf(s, "%s", "");
 	}
 	free(nums);
-	imap_session_printf(s, "%s OK %sSEARCH completed", req->tag,
-	    req->uid ? "UID " : "");
+	imap_session_printf(s, "%s OK %sSEARCH completed", c->tag,
+	    c->uid ? "UID " : "");
 }
 
-/* Ends the command: the answer or NO, input resumed, the request freed. */
+/*
+ * Ends the program: the callback gets the hits (or the failure), input
+ * resumes unless the callback started another operation, the request
+ * goes.
+ */
 static void
 imap_search_finish(struct imap_search_req *req, const char *fail)
 {
 	struct imap_session *s = req->async.s;
+	int alive = s != NULL && s->conn != NULL && s->sel != NULL;
 
-	if (s != NULL && s->conn != NULL && s->sel != NULL) {
-		if (fail != NULL)
-			imap_session_printf(s, "%s NO %s", req->tag, fail);
-		else
-			imap_search_answer(s, req);
-	}
+	qsort(req->hits, req->nhits, sizeof(*req->hits), imap_search_u32_cmp);
+	req->cb(alive ? s : NULL, req->hits, fail != NULL ? 0 : req->nhits,
+	    fail, req->arg);
 	if (s != NULL && s->conn != NULL && s->async == &req->async)
 		imap_session_idle(s);
 	imap_search_req_free(req);
@@ -444,34 +493,135 @@ imap_search_found(struct store_search_result *res, void *arg)
 }
 
 /* ------------------------------------------------------------------ */
+/* SEARCHRES (RFC 5182). */
+
+/*
+ * RFC 5182 section 2.4: with MIN or MAX but neither ALL nor COUNT only
+ * those are kept.
+ */
+static void
+imap_search_save(struct imap_session *s, unsigned ret, const uint32_t *uids,
+    size_t n)
+{
+	size_t k = 0;
+
+	imap_search_forget(s);
+	if (n == 0)
+		return;
+	s->saved = xmalloc(sizeof(*s->saved) + n * sizeof(uint32_t));
+	if ((ret & (IMAP_SEARCH_RET_ALL | IMAP_SEARCH_RET_COUNT)) != 0 ||
+	    (ret & (IMAP_SEARCH_RET_MIN | IMAP_SEARCH_RET_MAX)) == 0) {
+		memcpy(s->saved->uids, uids, n * sizeof(uint32_t));
+		k = n;
+	} else {
+		if (ret & IMAP_SEARCH_RET_MIN)
+			s->saved->uids[k++] = uids[0];
+		if ((ret & IMAP_SEARCH_RET_MAX) && (k == 0 || n > 1))
+			s->saved->uids[k++] = uids[n - 1];
+	}
+	s->saved->n = k;
+}
+
+void
+imap_search_forget(struct imap_session *s)
+{
+	free(s->saved);
+	s->saved = NULL;
+}
+
+int
+imap_search_resolve(struct imap_session *s, const struct imap_seqset *set,
+    int uid, uint32_t **out, size_t *n)
+{
+	size_t have = s->saved != NULL ? s->saved->n : 0, k = 0;
+
+	if (!set->saved)
+		return imap_select_resolve(s, set, uid, out, n);
+	*out = xcalloc(have + 1, sizeof(**out));
+	for (size_t i = 0; i < have; i++) {
+		uint32_t u = s->saved->uids[i];
+
+		/* Expunged messages drop out; the UIDs stay saved. */
+		if (u < s->sel->uidnext &&
+		    store_view_find(s->sel->view, u) >= 0)
+			(*out)[k++] = u;
+	}
+	*n = k;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* Starting. */
 
-/* Parses args into req->prog; answers BAD or NO and returns -1 on error. */
+int
+imap_search_run(struct imap_session *s, const char *tag,
+    struct imap_search *prog, imap_search_done_cb cb, void *arg)
+{
+	struct imap_search_req *req = xcalloc(1, sizeof(*req));
+	const char *err;
+
+	req->prog = *prog;
+	memset(prog, 0, sizeof(*prog));
+	req->cb = cb;
+	req->arg = arg;
+	err = imap_search_prepare(s, req, req->prog.root);
+	if (err != NULL) {
+		imap_session_bad(s, tag, err);
+		imap_search_req_free(req);
+		return -1;
+	}
+	imap_search_view(s, req);
+	req->async.s = s;
+	if (req->ncand == 0) {
+		imap_search_finish(req, NULL);
+		return 0;
+	}
+	s->async = &req->async;
+	imap_session_busy(s);
+	imap_search_next(s, req);
+	return 0;
+}
+
+/* The SEARCH command's callback: saves, answers, and frees c. */
+static void
+imap_search_done(struct imap_session *s, const uint32_t *uids, size_t n,
+    const char *fail, void *arg)
+{
+	struct imap_search_cmd *c = arg;
+
+	/* RFC 5182 section 2.1: a failed SAVE leaves the result empty. */
+	if (s != NULL && (c->ret & IMAP_SEARCH_RET_SAVE))
+		imap_search_save(s, c->ret, uids, n);
+	if (s != NULL && fail != NULL)
+		imap_session_printf(s, "%s NO %s", c->tag, fail);
+	else if (s != NULL)
+		imap_search_answer(s, c, uids, n);
+	free(c->tag);
+	free(c);
+}
+
+/* Parses args into prog; answers BAD or NO and returns -1 on error. */
 static int
-imap_search_parse(struct imap_session *s, struct imap_search_req *req,
-    const struct imap_arg *args, size_t nargs)
+imap_search_parse(struct imap_session *s, const char *tag,
+    struct imap_search *prog, const struct imap_arg *args, size_t nargs)
 {
 	int rev2 = (s->enabled & IMAP_ENABLED_IMAP4REV2) != 0;
 	enum imap_search_err err;
 	const char *text;
 
-	if (imap_searchkey_parse(args, nargs, rev2 ? IMAP_SEARCH_REV2 : 0,
-	        &req->prog, &err, &text) < 0) {
+	if (imap_searchkey_parse(args, nargs, rev2 ? IMAP_SEARCH_REV2 : 0, prog,
+	        &err, &text) < 0) {
 		if (err == IMAP_SEARCH_ERR_BADCHARSET)
-			imap_session_fail(s, req->tag,
+			imap_session_fail(s, tag,
 			    "[BADCHARSET (US-ASCII UTF-8)] Unknown charset");
 		else
-			imap_session_bad(s, req->tag, text);
-		return -1;
-	}
-	if (req->prog.ret & IMAP_SEARCH_RET_SAVE) {
-		imap_session_bad(s, req->tag, "RETURN (SAVE) is not supported");
+			imap_session_bad(s, tag, text);
 		return -1;
 	}
 	/* RFC 9051 section 6.4.4: SEARCH without RETURN is RETURN (ALL). */
-	if (rev2 && !req->prog.esearch) {
-		req->prog.esearch = 1;
-		req->prog.ret = IMAP_SEARCH_RET_ALL;
+	if (rev2 && !prog->esearch) {
+		prog->esearch = 1;
+		prog->ret = IMAP_SEARCH_RET_ALL;
 	}
 	return 0;
 }
@@ -480,32 +630,23 @@ static void
 imap_search_start(struct imap_session *s, struct imap_cmd *cmd,
     const struct imap_arg *args, size_t nargs, int uid)
 {
-	struct imap_search_req *req = xcalloc(1, sizeof(*req));
-	const char *err;
+	struct imap_search prog = {0};
+	struct imap_search_cmd *c;
 
-	req->tag = xstrdup(cmd->tag);
-	req->uid = uid;
-	if (imap_search_parse(s, req, args, nargs) < 0) {
-		imap_search_req_free(req);
+	if (imap_search_parse(s, cmd->tag, &prog, args, nargs) < 0)
 		return;
+	c = xcalloc(1, sizeof(*c));
+	c->tag = xstrdup(cmd->tag);
+	c->uid = uid;
+	c->esearch = prog.esearch;
+	c->ret = prog.ret;
+	c->modseq = prog.root != NULL && imap_search_has_modseq(prog.root);
+	if (imap_search_run(s, cmd->tag, &prog, imap_search_done, c) < 0) {
+		if (c->ret & IMAP_SEARCH_RET_SAVE)
+			imap_search_forget(s);
+		free(c->tag);
+		free(c);
 	}
-	err = imap_search_prepare(s, req, req->prog.root);
-	if (err != NULL) {
-		imap_session_bad(s, cmd->tag, err);
-		imap_search_req_free(req);
-		return;
-	}
-	imap_search_view(s, req);
-	req->async.s = s;
-	if (req->ncand == 0) {
-		imap_search_answer(s, req);
-		req->async.s = NULL;
-		imap_search_req_free(req);
-		return;
-	}
-	s->async = &req->async;
-	imap_session_busy(s);
-	imap_search_next(s, req);
 }
 
 void
