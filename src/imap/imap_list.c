@@ -2,7 +2,8 @@
  * LIST and LSUB (RFC 3501 sections 6.3.8-6.3.9, RFC 9051 section 6.3.9,
  * with the selection and return options of LIST-EXTENDED, RFC 5258,
  * SPECIAL-USE, RFC 6154, and LIST-STATUS, RFC 5819) and STATUS (RFC 9051
- * section 6.3.11, STATUS=SIZE of RFC 8438), answered from the store's
+ * section 6.3.11, STATUS=SIZE of RFC 8438, HIGHESTMODSEQ of RFC 7162
+ * section 3.1.6), answered from the store's
  * mailbox listing read on the I/O pool.
  */
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <event2/buffer.h>
 
 #include "base/xmalloc.h"
+#include "imap/imap_condstore.h"
 #include "imap/imap_parser.h"
 #include "imap/imap_session.h"
 #include "imap/imap_utf7.h"
@@ -37,6 +39,7 @@
 #define STATUS_UNSEEN 0x10
 #define STATUS_SIZE 0x20
 #define STATUS_DELETED 0x40
+#define STATUS_HIGHESTMODSEQ 0x80
 
 enum imap_list_kind {
 	LIST_LIST,
@@ -142,6 +145,8 @@ imap_list_put_status(struct imap_session *s, unsigned items,
 	ITEM(STATUS_SIZE, "SIZE %llu", (unsigned long long)mi->bytes)
 	/* No STORE can set \Deleted yet, so no message carries it. */
 	ITEM(STATUS_DELETED, "DELETED %u", 0u)
+	ITEM(STATUS_HIGHESTMODSEQ, "HIGHESTMODSEQ %llu",
+	    (unsigned long long)mi->highestmodseq)
 #undef ITEM
 	imap_session_printf(s, ")");
 }
@@ -281,6 +286,7 @@ imap_list_status_item(struct imap_session *s, const struct imap_arg *a)
 	    {"UNSEEN", STATUS_UNSEEN},
 	    {"SIZE", STATUS_SIZE},
 	    {"DELETED", STATUS_DELETED},
+	    {"HIGHESTMODSEQ", STATUS_HIGHESTMODSEQ},
 	};
 
 	for (size_t i = 0; i < sizeof(items) / sizeof(items[0]); i++) {
@@ -310,6 +316,9 @@ imap_list_status_items(struct imap_session *s, const struct imap_arg *a)
 			return 0;
 		items |= bit;
 	}
+	/* RFC 7162 section 3.1: a CONDSTORE enabling command. */
+	if (items & STATUS_HIGHESTMODSEQ)
+		imap_condstore_enable(s);
 	return items;
 }
 

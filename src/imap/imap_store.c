@@ -4,12 +4,15 @@
  * and the silent expunge of CLOSE (RFC 3501 section 6.4.2). The store
  * commits; the answers are read from the shared view and numbered as the
  * client knows the list (RFC 3501 section 7.4.1, RFC 2180 section 4).
+ * STORE takes UNCHANGEDSINCE and reports MODIFIED (RFC 7162 section
+ * 3.1.3).
  */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "base/xmalloc.h"
+#include "imap/imap_condstore.h"
 #include "imap/imap_parser.h"
 #include "imap/imap_seqset.h"
 #include "imap/imap_session.h"
@@ -42,6 +45,8 @@ struct imap_store_args {
 	unsigned flags;
 	const char *kw[IMAP_STORE_MAX_KEYWORDS];
 	size_t nkw;
+	int cond; /* UNCHANGEDSINCE given */
+	uint64_t unchangedsince;
 };
 
 static void
@@ -163,12 +168,22 @@ static const char *
 imap_store_parse(const struct imap_arg *args, size_t nargs,
     struct imap_store_args *sa)
 {
-	const struct imap_arg *flags = args + 1;
-	size_t n = nargs - 1;
+	const struct imap_arg *flags;
+	size_t n;
 	const char *err = NULL;
 
-	if (nargs >= 1 && args[0].type == IMAP_ARG_LIST)
-		return "STORE modifiers are not supported";
+	if (nargs >= 1 && args[0].type == IMAP_ARG_LIST) {
+		const char *merr;
+
+		if (imap_condstore_store_modifiers(&args[0],
+		        &sa->unchangedsince, &merr) < 0)
+			return merr;
+		sa->cond = 1;
+		args++;
+		nargs--;
+	}
+	flags = args + 1;
+	n = nargs - 1;
 	if (nargs < 2 || imap_store_item(&args[0], sa) < 0)
 		return "Expected FLAGS, +FLAGS or -FLAGS and flags";
 	if (n == 1 && flags[0].type == IMAP_ARG_LIST) {
@@ -189,8 +204,8 @@ imap_store_set(struct imap_session *s, const char *tag,
 	int r = -1;
 
 	if (arg->type == IMAP_ARG_ATOM &&
-	    imap_seqset_parse(arg->str, arg->len, &set) == 0 && !set.saved)
-		r = imap_select_resolve(s, &set, uid, uids, n);
+	    imap_seqset_parse(arg->str, arg->len, &set) == 0)
+		r = imap_search_resolve(s, &set, uid, uids, n);
 	imap_seqset_clear(&set);
 	if (r < 0)
 		imap_session_bad(s, tag, "Invalid message number");
@@ -200,9 +215,69 @@ imap_store_set(struct imap_session *s, const char *tag,
 /* ------------------------------------------------------------------ */
 /* STORE. */
 
+/*
+ * RFC 7162 section 3.1.3: .SILENT still tells a CONDSTORE client the new
+ * MODSEQ of each message it changed.
+ */
+static void
+imap_store_put_modseq(struct imap_session *s, struct imap_store_req *req,
+    const struct store_flags_update *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (store_view_find(s->sel->view, list[i].uid) >= 0)
+			imap_session_printf(s,
+			    "* %u FETCH (UID %u MODSEQ (%llu))",
+			    imap_select_seq(s, list[i].uid), list[i].uid,
+			    (unsigned long long)list[i].modseq);
+}
+
+/* The tagged OK, with [MODIFIED set] for the messages refused. */
+static void
+imap_store_modified(struct imap_store_req *req, const uint32_t *modified,
+    size_t nmodified)
+{
+	struct imap_session *s = req->async.s;
+	uint32_t *nums = xcalloc(nmodified + 1, sizeof(*nums));
+	struct imap_seqset set = {0};
+	char *text;
+
+	for (size_t i = 0; i < nmodified; i++)
+		nums[i] =
+		    req->uid ? modified[i] : imap_select_seq(s, modified[i]);
+	imap_seqset_from_array(nums, nmodified, &set);
+	text = imap_seqset_format(&set);
+	imap_session_printf(s, "%s OK [MODIFIED %s] Conditional %s failed",
+	    req->tag, text, req->cmdname);
+	free(text);
+	imap_seqset_clear(&set);
+	free(nums);
+	imap_session_idle(s);
+	imap_store_req_free(req);
+}
+
+/* Whether uid is among the n ascending UIDs of list. */
+static int
+imap_store_listed(const uint32_t *list, size_t n, uint32_t uid)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (list[mid] == uid)
+			return 1;
+		if (list[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
 static void
 imap_store_stored(const struct store_flags_update *list, size_t n,
-    enum store_view_status status, void *arg)
+    const uint32_t *modified, size_t nmodified, enum store_view_status status,
+    void *arg)
 {
 	struct imap_store_req *req = arg;
 	struct imap_session *s = req->async.s;
@@ -216,9 +291,12 @@ imap_store_stored(const struct store_flags_update *list, size_t n,
 		imap_store_finish(req, "[UNAVAILABLE] Cannot store the flags");
 		return;
 	}
-	/* RFC 3501 section 6.4.6: the new flags of every message asked. */
+	/* RFC 3501 section 6.4.6: the new flags of every message stored. */
 	for (size_t i = 0; i < req->n && !req->silent; i++)
-		imap_select_fetch_flags(s, req->uids[i], req->uid);
+		if (!imap_store_listed(modified, nmodified, req->uids[i]))
+			imap_select_fetch_flags(s, req->uids[i], req->uid);
+	if (req->silent && (s->enabled & IMAP_ENABLED_CONDSTORE))
+		imap_store_put_modseq(s, req, list, n);
 	/*
 	 * The client knows what it set: when every MODSEQ since the start
 	 * is ours, it is current and needs no FETCH of them again.
@@ -226,7 +304,10 @@ imap_store_stored(const struct store_flags_update *list, size_t n,
 	now = store_view_highestmodseq(s->sel->view);
 	if (s->sel->modseq == req->base && now == req->base + n)
 		s->sel->modseq = now;
-	imap_store_finish(req, NULL);
+	if (nmodified > 0)
+		imap_store_modified(req, modified, nmodified);
+	else
+		imap_store_finish(req, NULL);
 }
 
 static void
@@ -248,6 +329,9 @@ imap_store_start(struct imap_session *s, struct imap_cmd *cmd,
 		    cmd->tag);
 		return;
 	}
+	/* RFC 7162 section 3.1: UNCHANGEDSINCE turns CONDSTORE on. */
+	if (sa.cond)
+		imap_condstore_enable(s);
 	req = imap_store_req_new(s, cmd->tag, uid ? "UID STORE" : "STORE");
 	req->uid = uid;
 	req->silent = sa.silent;
@@ -260,9 +344,10 @@ imap_store_start(struct imap_session *s, struct imap_cmd *cmd,
 	req->base = store_view_highestmodseq(s->sel->view);
 	s->async = &req->async;
 	imap_session_busy(s);
-	store_flags_store(s->srv->env.store, s->user,
-	    store_view_mailbox_id(s->sel->view), req->uids, req->n, sa.mode,
-	    sa.flags, sa.kw, sa.nkw, imap_store_stored, req);
+	store_flags_store_cond(s->srv->env.store, s->user,
+	    store_view_mailbox_id(s->sel->view), req->uids, req->n,
+	    sa.cond ? sa.unchangedsince : UINT64_MAX, sa.mode, sa.flags, sa.kw,
+	    sa.nkw, imap_store_stored, req);
 }
 
 void

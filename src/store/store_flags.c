@@ -37,6 +37,10 @@ struct store_flags_job {
 	store_flags_cb seen_cb;
 	store_flags_store_cb store_cb;
 	store_flags_expunge_cb expunge_cb;
+	store_flags_cond_cb cond_cb; /* STORE with UNCHANGEDSINCE */
+	uint64_t unchangedsince;
+	uint32_t *modified; /* refused by UNCHANGEDSINCE, ascending */
+	size_t nmodified;
 	void *arg;
 	char *mailbox; /* IMAP name */
 	char *folder;  /* relative to the user's directory */
@@ -357,8 +361,8 @@ store_flags_rows(struct store_flags_job *j, sqlite3 *db)
 	int rc = 0;
 
 	if (sqlite3_prepare_v2(db,
-	        "SELECT file, in_cur, flags, size, keywords FROM message"
-	        " WHERE mailbox_id = ?1 AND uid = ?2",
+	        "SELECT file, in_cur, flags, size, keywords, modseq"
+	        " FROM message WHERE mailbox_id = ?1 AND uid = ?2",
 	        -1, &sel, NULL) != SQLITE_OK)
 		return -1;
 	for (size_t i = 0; i < j->n && rc == 0; i++) {
@@ -367,6 +371,13 @@ store_flags_rows(struct store_flags_job *j, sqlite3 *db)
 		sqlite3_bind_int64(sel, 2, j->uids[i]);
 		if (sqlite3_step(sel) != SQLITE_ROW)
 			continue;
+		/* RFC 7162 section 3.1.3: checked in the same transaction. */
+		if (j->cond_cb != NULL &&
+		    (uint64_t)sqlite3_column_int64(sel, 5) >
+		        j->unchangedsince) {
+			j->modified[j->nmodified++] = j->uids[i];
+			continue;
+		}
 		if (j->op == STORE_FLAGS_OP_EXPUNGE)
 			rc = store_flags_expunge_one(j, db, sel, j->uids[i]);
 		else
@@ -420,6 +431,7 @@ store_flags_run(struct store_task *t, sqlite3 *db)
 		    store_flags_op_names[j->op], sqlite3_errmsg(db));
 		store_index_rollback(db);
 		j->nchanges = 0;
+		j->nmodified = 0;
 		return;
 	}
 	j->status = STORE_VIEW_OK;
@@ -446,7 +458,12 @@ store_flags_answer(struct store_flags_job *j)
 			list[i].keywords = j->kwtext[i];
 			list[i].modseq = j->changes[i].modseq;
 		}
-		j->store_cb(n ? list : NULL, n, j->status, j->arg);
+		if (j->cond_cb != NULL)
+			j->cond_cb(n ? list : NULL, n,
+			    j->nmodified ? j->modified : NULL, j->nmodified,
+			    j->status, j->arg);
+		else
+			j->store_cb(n ? list : NULL, n, j->status, j->arg);
 		free(list);
 	} else {
 		uids = xcalloc(n ? n : 1, sizeof(*uids));
@@ -472,6 +489,7 @@ store_flags_job_free(struct store_flags_job *j)
 	free(j->to);
 	free(j->kwtext);
 	free(j->changes);
+	free(j->modified);
 	free(j->mailbox);
 	free(j->folder);
 	free(j->uids);
@@ -557,10 +575,11 @@ store_flags_set_seen(struct store *store, const char *user, int64_t mailbox_id,
 	store_task_submit(store, user, &j->task);
 }
 
-void
-store_flags_store(struct store *store, const char *user, int64_t mailbox_id,
-    const uint32_t *uids, size_t n, enum store_flags_mode mode, unsigned flags,
-    const char *const *keywords, size_t nkw, store_flags_store_cb cb, void *arg)
+/* A STORE job; the caller sets its callback and submits it. */
+static struct store_flags_job *
+store_flags_store_job(int64_t mailbox_id, const uint32_t *uids, size_t n,
+    enum store_flags_mode mode, unsigned flags, const char *const *keywords,
+    size_t nkw, void *arg)
 {
 	struct store_flags_job *j =
 	    store_flags_job_new(STORE_FLAGS_OP_STORE, mailbox_id, uids, n, arg);
@@ -571,7 +590,33 @@ store_flags_store(struct store *store, const char *user, int64_t mailbox_id,
 	for (size_t k = 0; k < nkw; k++)
 		j->kw[k] = xstrdup(keywords[k]);
 	j->nkw = nkw;
+	return j;
+}
+
+void
+store_flags_store(struct store *store, const char *user, int64_t mailbox_id,
+    const uint32_t *uids, size_t n, enum store_flags_mode mode, unsigned flags,
+    const char *const *keywords, size_t nkw, store_flags_store_cb cb, void *arg)
+{
+	struct store_flags_job *j = store_flags_store_job(mailbox_id, uids, n,
+	    mode, flags, keywords, nkw, arg);
+
 	j->store_cb = cb;
+	store_task_submit(store, user, &j->task);
+}
+
+void
+store_flags_store_cond(struct store *store, const char *user,
+    int64_t mailbox_id, const uint32_t *uids, size_t n, uint64_t unchangedsince,
+    enum store_flags_mode mode, unsigned flags, const char *const *keywords,
+    size_t nkw, store_flags_cond_cb cb, void *arg)
+{
+	struct store_flags_job *j = store_flags_store_job(mailbox_id, uids, n,
+	    mode, flags, keywords, nkw, arg);
+
+	j->cond_cb = cb;
+	j->unchangedsince = unchangedsince;
+	j->modified = xcalloc(j->n ? j->n : 1, sizeof(*j->modified));
 	store_task_submit(store, user, &j->task);
 }
 

@@ -72,6 +72,29 @@ void store_flags_store(struct store *store, const char *user,
     size_t nkw, store_flags_store_cb cb, void *arg);
 
 /*
+ * Like store_flags_store_cb, and modified[0..nmodified) (ascending, owned
+ * by the store, valid during the call): the messages left alone because
+ * their MODSEQ was above UNCHANGEDSINCE. Both lists are empty on
+ * STORE_VIEW_IO.
+ */
+typedef void (*store_flags_cond_cb)(const struct store_flags_update *list,
+    size_t n, const uint32_t *modified, size_t nmodified,
+    enum store_view_status status, void *arg);
+
+/*
+ * STORE with UNCHANGEDSINCE (RFC 7162 section 3.1.3): as
+ * store_flags_store(), except that a message whose MODSEQ is above
+ * unchangedsince is not changed and is listed in modified instead. The
+ * check is made inside the transaction that changes the others, so no
+ * other session's change can come between the two. unchangedsince 0
+ * refuses every existing message.
+ */
+void store_flags_store_cond(struct store *store, const char *user,
+    int64_t mailbox_id, const uint32_t *uids, size_t n, uint64_t unchangedsince,
+    enum store_flags_mode mode, unsigned flags, const char *const *keywords,
+    size_t nkw, store_flags_cond_cb cb, void *arg);
+
+/*
  * Gets the expunged UIDs in ascending order (owned by the store, valid
  * during the call) and STORE_VIEW_OK, or NULL, 0 and STORE_VIEW_IO
  * (nothing expunged).
