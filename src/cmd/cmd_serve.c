@@ -17,6 +17,7 @@
 
 #include "auth/auth.h"
 #include "auth/userdb.h"
+#include "base/hist.h"
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "cmd/cmd.h"
@@ -29,6 +30,7 @@
 #include "store/store.h"
 
 #define SERVE_BACKLOG 4096
+#define SERVE_LATENCY_LOG_SECONDS 60
 
 struct serve {
 	struct settings *s;
@@ -44,6 +46,8 @@ struct serve {
 	struct listener **listeners;
 	size_t nlisteners;
 	struct event *sigs[3];
+	struct event *latency_timer;
+	uint64_t latency_logged; /* samples when push_latency was last logged */
 };
 
 static void
@@ -134,6 +138,45 @@ serve_users(struct serve *sv)
 	return 0;
 }
 
+/*
+ * Logs the hub's push latency histogram since start: per delivered message
+ * someone watched, from its durable commit (I/O thread) to the return of
+ * the last watcher's callback, which queued the output; the kernel write
+ * follows in the same pass of the loop.
+ */
+static void
+serve_log_latency(struct serve *sv)
+{
+	const struct hist *h = hub_latency(sv->hub);
+
+	sv->latency_logged = h->count;
+	log_info("event=push_latency n=%llu p50_us=%.1f p90_us=%.1f "
+	         "p99_us=%.1f max_us=%.1f",
+	    (unsigned long long)h->count, hist_percentile(h, 0.5) / 1e3,
+	    hist_percentile(h, 0.9) / 1e3, hist_percentile(h, 0.99) / 1e3,
+	    h->max_ns / 1e3);
+}
+
+/* Every SERVE_LATENCY_LOG_SECONDS, if pushes happened since the last line. */
+static void
+serve_on_latency_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct serve *sv = arg;
+
+	if (hub_latency(sv->hub)->count != sv->latency_logged)
+		serve_log_latency(sv);
+}
+
+static void
+serve_latency_timer(struct serve *sv)
+{
+	struct timeval tv = {SERVE_LATENCY_LOG_SECONDS, 0};
+
+	sv->latency_timer =
+	    event_new(sv->base, -1, EV_PERSIST, serve_on_latency_timer, sv);
+	event_add(sv->latency_timer, &tv);
+}
+
 static int
 serve_store(struct serve *sv)
 {
@@ -152,6 +195,7 @@ serve_store(struct serve *sv)
 	/* Every commit reaches the hub, which tells whoever watches. */
 	sv->hub = hub_new();
 	store_set_change_cb(sv->store, hub_publish, sv->hub);
+	serve_latency_timer(sv);
 	return 0;
 }
 
@@ -189,6 +233,10 @@ serve_imap_server(struct serve *sv, const struct settings_listener *l)
 	is.implicit_tls = l->tls == SETTINGS_TLS_IMPLICIT;
 	is.plaintext_auth = sv->s->imap_plaintext_auth;
 	is.max_bad_commands = (unsigned)sv->s->max_bad_commands;
+	is.timeout = (unsigned)sv->s->imap_timeout;
+	is.timeout_login = (unsigned)sv->s->imap_timeout_login;
+	is.idle_keepalive = (unsigned)sv->s->imap_idle_keepalive;
+	is.idle_hibernate = (unsigned)sv->s->imap_idle_hibernate;
 	sv->imap_servers[sv->nlisteners] = imap_server_new(sv->base, &is, &env);
 }
 
@@ -312,8 +360,12 @@ serve_cleanup(struct serve *sv)
 		if (sv->sigs[i] != NULL)
 			event_free(sv->sigs[i]);
 	}
+	if (sv->latency_timer != NULL)
+		event_free(sv->latency_timer);
 	/* The store waits for deliveries in flight before it goes. */
 	store_free(&sv->store);
+	if (sv->hub != NULL)
+		serve_log_latency(sv);
 	hub_free(&sv->hub);
 	auth_free(&sv->auth);
 	userdb_free(&sv->userdb);

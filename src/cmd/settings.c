@@ -34,6 +34,8 @@ settings_defaults(struct settings *s)
 	s->auth_threads = 2;
 	s->auth_queue = 1000;
 	s->imap_plaintext_auth = IMAP_PLAINTEXT_LOOPBACK;
+	s->imap_idle_keepalive = 4 * 60;
+	s->imap_idle_hibernate = 30;
 }
 
 static void
@@ -100,6 +102,10 @@ settings_top_numbers(struct settings *s, struct config *cfg, char *err,
 	    {"io_threads", &s->io_threads, 'n', 1, 64},
 	    {"auth_threads", &s->auth_threads, 'n', 1, 64},
 	    {"auth_queue", &s->auth_queue, 'n', 1, 1000000},
+	    {"imap_timeout", &s->imap_timeout, 'd', 0, 0},
+	    {"imap_timeout_login", &s->imap_timeout_login, 'd', 0, 0},
+	    {"imap_idle_keepalive", &s->imap_idle_keepalive, 'd', 0, 0},
+	    {"imap_idle_hibernate", &s->imap_idle_hibernate, 'd', 0, 0},
 	};
 
 	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {

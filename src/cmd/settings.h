@@ -54,6 +54,10 @@ struct settings {
 	enum store_fsync_mode fsync_mode; /* how deliveries reach the disk */
 	uint64_t auth_threads;
 	uint64_t auth_queue;
+	uint64_t imap_timeout;        /* seconds; 0: the server's default */
+	uint64_t imap_timeout_login;  /* seconds; 0: the server's default */
+	uint64_t imap_idle_keepalive; /* seconds */
+	uint64_t imap_idle_hibernate; /* seconds */
 	struct settings_listener *listeners;
 	size_t nlisteners;
 };

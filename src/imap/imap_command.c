@@ -171,7 +171,7 @@ static const struct imap_command imap_commands[] = {
     {"SETMETADATA", AUTHED, NULL},
     {"COMPRESS", AUTHED, NULL},
     {"UNAUTHENTICATE", AUTHED, NULL},
-    {"CHECK", IMAP_STATE_SELECTED, NULL},
+    {"CHECK", IMAP_STATE_SELECTED, imap_append_check},
     {"CLOSE", IMAP_STATE_SELECTED, imap_select_close},
     {"UNSELECT", IMAP_STATE_SELECTED, imap_select_unselect},
     {"EXPUNGE", IMAP_STATE_SELECTED, imap_store_expunge},
@@ -181,8 +181,8 @@ static const struct imap_command imap_commands[] = {
     {"COPY", IMAP_STATE_SELECTED, imap_copy_copy},
     {"MOVE", IMAP_STATE_SELECTED, imap_copy_move},
     {"UID", IMAP_STATE_SELECTED, imap_fetch_uid},
-    {"SORT", IMAP_STATE_SELECTED, NULL},
-    {"THREAD", IMAP_STATE_SELECTED, NULL},
+    {"SORT", IMAP_STATE_SELECTED, imap_sort_sort},
+    {"THREAD", IMAP_STATE_SELECTED, imap_sort_thread},
     {"REPLACE", IMAP_STATE_SELECTED, NULL},
 };
 
@@ -234,6 +234,10 @@ imap_command_run(struct imap_session *s, struct imap_cmd *cmd)
 	}
 	/* RFC 3501 section 7: news of the mailbox precede the tagged reply. */
 	imap_select_updates(s, imap_select_expunge_ok(cmd->name));
+	/* RFC 5182 section 2.1: "$" does not outlive the selection. */
+	if (c->run == imap_select_select || c->run == imap_select_close ||
+	    c->run == imap_select_unselect)
+		imap_search_forget(s);
 	c->run(s, cmd);
 	/* Only consecutive errors end the session. */
 	if (s->nbad == nbad)

@@ -171,8 +171,8 @@ imap_copy_set(struct imap_session *s, const char *tag,
 	int r = -1;
 
 	if (arg->type == IMAP_ARG_ATOM &&
-	    imap_seqset_parse(arg->str, arg->len, &set) == 0 && !set.saved)
-		r = imap_select_resolve(s, &set, uid, uids, n);
+	    imap_seqset_parse(arg->str, arg->len, &set) == 0)
+		r = imap_search_resolve(s, &set, uid, uids, n);
 	imap_seqset_clear(&set);
 	if (r < 0)
 		imap_session_bad(s, tag, "Invalid message number");
@@ -200,7 +200,8 @@ imap_copy_args(struct imap_session *s, struct imap_cmd *cmd,
 	    !imap_utf7_mailbox_valid(*name, strlen(*name))) {
 		free(*name);
 		*name = NULL;
-		imap_session_printf(s, "%s NO [TRYCREATE] No such mailbox",
+		/* No CREATE could make it: no TRYCREATE (RFC 9051 6.4.7). */
+		imap_session_printf(s, "%s NO [CANNOT] Invalid mailbox name",
 		    cmd->tag);
 		return -1;
 	}

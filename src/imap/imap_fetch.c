@@ -15,6 +15,7 @@
 
 #include "base/log.h"
 #include "base/xmalloc.h"
+#include "imap/imap_condstore.h"
 #include "imap/imap_fetchatt.h"
 #include "imap/imap_parser.h"
 #include "imap/imap_seqset.h"
@@ -38,12 +39,15 @@ struct imap_fetch_req {
 	uint32_t *uids; /* the messages to send, ascending */
 	size_t n, next;
 	int missing;          /* some message could not be read */
+	int unknown_cte;      /* a BINARY part had an unknown encoding */
+	char **binary;        /* per section: the BINARY part path, or NULL */
 	int seen;             /* an item sets \Seen (not EXAMINE) */
 	size_t seen_next;     /* \Seen was set below this index */
 	uint64_t seen_base;   /* the view's MODSEQ before setting it */
 	size_t seen_count;    /* messages it was set on */
 	struct evbuffer *out; /* the conn's, while waiting for a drain */
 	struct event *watch;  /* notices a session gone while waiting */
+	struct imap_seqset vanished; /* VANISHED: the UID set asked */
 };
 
 static void imap_fetch_next(struct imap_fetch_req *req);
@@ -72,7 +76,11 @@ imap_fetch_req_free(struct imap_fetch_req *req)
 		req->async.s->async = NULL;
 	if (req->watch != NULL)
 		event_free(req->watch);
+	for (size_t k = 0; req->binary != NULL && k < req->att.nsections; k++)
+		free(req->binary[k]);
+	free(req->binary);
 	imap_fetchatt_clear(&req->att);
+	imap_seqset_clear(&req->vanished);
 	free(req->uids);
 	free(req->tag);
 	free(req);
@@ -87,6 +95,10 @@ imap_fetch_finish(struct imap_fetch_req *req, const char *fail)
 	if (s != NULL && s->conn != NULL) {
 		if (fail != NULL)
 			imap_session_printf(s, "%s NO %s", req->tag, fail);
+		else if (req->unknown_cte)
+			imap_session_printf(s,
+			    "%s NO [UNKNOWN-CTE] Cannot decode a part",
+			    req->tag);
 		else if (req->missing)
 			imap_session_printf(s,
 			    "%s NO Some messages could not be read", req->tag);
@@ -105,11 +117,7 @@ imap_fetch_finish(struct imap_fetch_req *req, const char *fail)
 static int
 imap_fetch_is_recent(const struct imap_selected *sel, uint32_t uid)
 {
-	if (uid < sel->recent_lo)
-		return 0;
-	return uid < sel->recent_hi ||
-	    (sel->recent_hi != 0 &&
-	        store_view_first_recent_uid(sel->view) == sel->recent_hi);
+	return imap_select_is_recent(sel, uid);
 }
 
 static void
@@ -281,6 +289,38 @@ imap_fetch_put_section(struct evbuffer *out,
 	free(b.data);
 }
 
+/*
+ * One BINARY[section]<partial> or BINARY.SIZE[section] item (RFC 3516
+ * section 4.2) from the bytes the store decoded: a literal8 when they
+ * hold NUL. A part with an unknown encoding is left out and the FETCH
+ * ends with NO [UNKNOWN-CTE].
+ */
+static void
+imap_fetch_put_binary(struct imap_fetch_req *req, struct evbuffer *out,
+    const struct imap_fetch_section *sec, const struct store_fetch_binary *b)
+{
+	const char *p = b->data != NULL ? b->data : "";
+	size_t start = 0, len = b->len;
+
+	if (b->status == STORE_FETCH_BINARY_UNKNOWN_CTE) {
+		req->unknown_cte = 1;
+		return;
+	}
+	if (sec->kind == IMAP_FETCH_KIND_BINARY_SIZE) {
+		evbuffer_add_printf(out, " %s %zu", sec->name, len);
+		return;
+	}
+	if (sec->partial) {
+		start = sec->origin < len ? (size_t)sec->origin : len;
+		len -= start;
+		if (sec->length < len)
+			len = (size_t)sec->length;
+	}
+	evbuffer_add_printf(out, " %s %s{%zu}\r\n", sec->name,
+	    memchr(p + start, '\0', len) != NULL ? "~" : "", len);
+	evbuffer_add(out, p + start, len);
+}
+
 /* The literal items of RFC822, RFC822.HEADER and RFC822.TEXT. */
 static void
 imap_fetch_put_rfc822(struct evbuffer *out, unsigned flags,
@@ -339,8 +379,13 @@ imap_fetch_put_msg(struct imap_fetch_req *req, const struct store_fetch_msg *m)
 	if (f & IMAP_FETCH_BODYSTRUCTURE)
 		imap_fetch_put_cached(out, "BODYSTRUCTURE", m->bodystructure);
 	imap_fetch_put_rfc822(out, f, m);
-	for (size_t k = 0; k < req->att.nsections; k++)
-		imap_fetch_put_section(out, &req->att.sections[k], m);
+	for (size_t k = 0; k < req->att.nsections; k++) {
+		if (req->binary != NULL && req->binary[k] != NULL)
+			imap_fetch_put_binary(req, out, &req->att.sections[k],
+			    &m->binary[k]);
+		else
+			imap_fetch_put_section(out, &req->att.sections[k], m);
+	}
 	evbuffer_add(out, ")\r\n", 3);
 }
 
@@ -438,9 +483,10 @@ imap_fetch_read(struct imap_fetch_req *req)
 {
 	struct imap_session *s = req->async.s;
 
-	store_fetch(s->srv->env.store, s->user,
+	store_fetch_sections(s->srv->env.store, s->user,
 	    store_view_mailbox_id(s->sel->view), req->uids + req->next,
-	    req->n - req->next, req->what, imap_fetch_got, req);
+	    req->n - req->next, req->what, (const char *const *)req->binary,
+	    req->binary != NULL ? req->att.nsections : 0, imap_fetch_got, req);
 }
 
 /*
@@ -546,6 +592,29 @@ imap_fetch_what(const struct imap_fetchatt *att)
 	return what;
 }
 
+/*
+ * The part path of each BINARY section ("" for the whole message) and
+ * NULL for the others, for store_fetch_sections(); NULL when none is.
+ */
+static char **
+imap_fetch_binary_parts(const struct imap_fetchatt *att)
+{
+	char **parts = NULL;
+
+	for (size_t k = 0; k < att->nsections; k++) {
+		const struct imap_fetch_section *sec = &att->sections[k];
+		char path[IMAP_SECTION_MAX_PARTS * 11 + 1];
+
+		if (sec->kind == IMAP_FETCH_KIND_BODY)
+			continue;
+		if (parts == NULL)
+			parts = xcalloc(att->nsections, sizeof(*parts));
+		imap_fetch_part_name(sec, path, sizeof(path));
+		parts[k] = xstrdup(path);
+	}
+	return parts;
+}
+
 /* Whether an item sets \Seen: RFC822, RFC822.TEXT, BODY[...]. */
 static int
 imap_fetch_sets_seen(const struct imap_fetchatt *att)
@@ -553,7 +622,8 @@ imap_fetch_sets_seen(const struct imap_fetchatt *att)
 	if (att->flags & (IMAP_FETCH_RFC822 | IMAP_FETCH_RFC822_TEXT))
 		return 1;
 	for (size_t k = 0; k < att->nsections; k++)
-		if (!att->sections[k].peek)
+		if (!att->sections[k].peek &&
+		    att->sections[k].kind != IMAP_FETCH_KIND_BINARY_SIZE)
 			return 1;
 	return 0;
 }
@@ -570,7 +640,7 @@ imap_fetch_resolve(struct imap_session *s, struct imap_fetch_req *req,
 	const struct store_view *v = s->sel->view;
 	size_t n;
 
-	if (imap_select_resolve(s, set, uid, &req->uids, &n) < 0)
+	if (imap_search_resolve(s, set, uid, &req->uids, &n) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		int64_t x = store_view_find(v, req->uids[i]);
@@ -585,13 +655,12 @@ imap_fetch_resolve(struct imap_session *s, struct imap_fetch_req *req,
 
 /* Checks the parsed items; NULL, or the text for BAD. */
 static const char *
-imap_fetch_check(const struct imap_fetchatt *att)
+imap_fetch_check(struct imap_session *s, const struct imap_fetchatt *att,
+    int uid)
 {
-	if (att->vanished)
-		return "VANISHED needs QRESYNC";
-	for (size_t k = 0; k < att->nsections; k++)
-		if (att->sections[k].kind != IMAP_FETCH_KIND_BODY)
-			return "BINARY is not supported";
+	/* RFC 7162 section 3.2.6: UID FETCH only, once QRESYNC is on. */
+	if (att->vanished && (!uid || !(s->enabled & IMAP_ENABLED_QRESYNC)))
+		return "VANISHED needs UID FETCH and QRESYNC";
 	return NULL;
 }
 
@@ -606,20 +675,53 @@ imap_fetch_parse(struct imap_session *s, const char *tag,
 	int r = -1;
 
 	if (nargs < 2 || args[0].type != IMAP_ARG_ATOM ||
-	    imap_seqset_parse(args[0].str, args[0].len, &set) < 0 || set.saved)
+	    imap_seqset_parse(args[0].str, args[0].len, &set) < 0)
 		goto out;
 	if (imap_fetchatt_parse(args + 1, nargs - 1, &req->att, &err) < 0 ||
-	    (err = imap_fetch_check(&req->att)) != NULL)
+	    (err = imap_fetch_check(s, &req->att, uid)) != NULL)
 		goto out;
 	err = "Invalid message number";
-	if (imap_fetch_resolve(s, req, &set, uid) < 0)
+	if (imap_fetch_resolve(s, req, &set, uid) < 0 ||
+	    (req->att.vanished &&
+	        imap_seqset_resolve(&set, store_view_uidnext(s->sel->view) - 1,
+	            1, &req->vanished) < 0))
 		goto out;
+	/* RFC 7162 section 3.1: MODSEQ and CHANGEDSINCE enable CONDSTORE. */
+	if (req->att.flags & IMAP_FETCH_MODSEQ)
+		imap_condstore_enable(s);
 	r = 0;
 out:
 	if (r < 0)
 		imap_session_bad(s, tag, err);
 	imap_seqset_clear(&set);
 	return r;
+}
+
+/*
+ * RFC 7162 section 3.2.6: the UIDs of the set expunged since CHANGEDSINCE,
+ * before the FETCH responses.
+ */
+static void
+imap_fetch_vanished(const struct store_expunge *list, size_t n,
+    enum store_view_status status, void *arg)
+{
+	struct imap_fetch_req *req = arg;
+	struct imap_session *s = req->async.s;
+	uint32_t *uids;
+	size_t k = 0;
+
+	if (s == NULL || s->conn == NULL || s->sel == NULL ||
+	    status != STORE_VIEW_OK) {
+		imap_fetch_finish(req, "[UNAVAILABLE] Cannot read the mailbox");
+		return;
+	}
+	uids = xcalloc(n + 1, sizeof(*uids));
+	for (size_t i = 0; i < n; i++)
+		if (imap_seqset_contains(&req->vanished, list[i].uid))
+			uids[k++] = list[i].uid;
+	imap_condstore_put_vanished(s, 1, uids, k);
+	free(uids);
+	imap_fetch_next(req);
 }
 
 static void
@@ -635,11 +737,16 @@ imap_fetch_start(struct imap_session *s, struct imap_cmd *cmd,
 		return;
 	}
 	req->what = imap_fetch_what(&req->att);
+	req->binary = imap_fetch_binary_parts(&req->att);
 	req->seen = !s->sel->readonly && imap_fetch_sets_seen(&req->att);
 	req->async.s = s;
 	s->async = &req->async;
 	imap_session_busy(s);
-	imap_fetch_next(req);
+	if (req->att.vanished)
+		imap_condstore_expunged(s->srv->env.store, s->user,
+		    s->sel->view, req->att.modseq, imap_fetch_vanished, req);
+	else
+		imap_fetch_next(req);
 }
 
 void
@@ -655,9 +762,9 @@ imap_fetch_fetch(struct imap_session *s, struct imap_cmd *cmd)
 void
 imap_fetch_uid(struct imap_session *s, struct imap_cmd *cmd)
 {
-	static const char *const later[] = {"SORT", "THREAD"};
 	const struct imap_arg *a = cmd->args;
 
+	imap_select_uid_updates(s);
 	if (cmd->nargs >= 1 && imap_arg_atom_is(a, "FETCH")) {
 		imap_fetch_start(s, cmd, a + 1, cmd->nargs - 1, 1);
 		return;
@@ -680,12 +787,11 @@ imap_fetch_uid(struct imap_session *s, struct imap_cmd *cmd)
 		    imap_arg_atom_is(a, "MOVE"));
 		return;
 	}
-	for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
-		if (cmd->nargs >= 1 && imap_arg_atom_is(a, later[i])) {
-			imap_session_printf(s,
-			    "%s NO [CANNOT] Not available yet", cmd->tag);
-			return;
-		}
+	if (cmd->nargs >= 1 &&
+	    (imap_arg_atom_is(a, "SORT") || imap_arg_atom_is(a, "THREAD"))) {
+		imap_sort_uid(s, cmd, a + 1, cmd->nargs - 1,
+		    imap_arg_atom_is(a, "THREAD"));
+		return;
 	}
 	imap_session_bad(s, cmd->tag, "Unknown UID command");
 }

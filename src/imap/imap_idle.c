@@ -2,7 +2,9 @@
  * IDLE (RFC 2177, RFC 9051 section 6.3.13): the client waits, the hub's
  * callback writes the selected mailbox's changes at once, a keepalive line
  * every few minutes keeps NAT and mobile networks from dropping the flow,
- * and the line "DONE" ends it.
+ * and the line "DONE" ends it. A mailbox whose every watcher idles lets its
+ * shared view hibernate (store_view.h) after idle_hibernate seconds; DONE
+ * wakes it before the tagged answer, so the next command finds it whole.
  */
 #include <stdlib.h>
 #include <strings.h>
@@ -15,19 +17,35 @@
 #include "imap/imap_parser.h"
 #include "imap/imap_session.h"
 #include "net/conn.h"
+#include "store/store_view.h"
 
 /*
- * Keepalives come every IMAP_IDLE_KEEPALIVE seconds, give or take
- * IMAP_IDLE_JITTER; the first one after a random share of the period, so
- * sessions that start IDLE together (after a reconnect storm) spread out.
+ * Keepalives come every idle_keepalive seconds, give or take a sixteenth;
+ * the first one after a random share of the period, so sessions that
+ * start IDLE together (after a reconnect storm) spread out. The first
+ * timer fires after idle_hibernate seconds to let the view sleep.
  */
-#define IMAP_IDLE_KEEPALIVE 240
-#define IMAP_IDLE_JITTER 15
 
 /* Exists only while a session idles: 32 bytes and a libevent timer. */
 struct imap_idle {
 	char *tag;
 	struct event *timer;
+	struct store_view *view; /* counted idle in it; no reference */
+	int rested;              /* the first timer (hibernation) fired */
+	struct imap_idle_woken *waiting; /* updates wait for the view */
+};
+
+/* Updates of an idle session waiting for its view to wake. */
+struct imap_idle_woken {
+	struct imap_session *s;  /* NULL once the IDLE ended */
+	struct store_view *view; /* one reference held */
+};
+
+/* A DONE waiting for the view to wake before it answers. */
+struct imap_idle_done {
+	struct imap_async async; /* first */
+	char *tag;
+	struct store_view *view; /* one reference held */
 };
 
 static void
@@ -39,6 +57,16 @@ imap_idle_arm(struct imap_session *s, unsigned seconds)
 	evtimer_add(s->idle->timer, &tv);
 }
 
+/* Seconds to the first timer: hibernation, before the first keepalive. */
+static unsigned
+imap_idle_rest(const struct imap_session *s)
+{
+	unsigned ka = s->srv->set.idle_keepalive / 2;
+
+	return s->srv->set.idle_hibernate < ka ? s->srv->set.idle_hibernate :
+	                                         ka;
+}
+
 /*
  * Output still queued from the last keepalive means the peer stopped
  * reading: the write timeout comes back to close the session.
@@ -47,9 +75,21 @@ static void
 imap_idle_keepalive(evutil_socket_t fd, short what, void *arg)
 {
 	struct imap_session *s = arg;
+	unsigned ka = s->srv->set.idle_keepalive;
 
 	if (s->conn == NULL)
 		return;
+	if (s->idle->view != NULL && store_view_hibernate(s->idle->view) == 0)
+		log_debug("sid=" LOG_SID_FMT " proto=imap event=idle "
+		          "action=hibernate messages=%u",
+		    s->sid, store_view_count(s->idle->view));
+	if (!s->idle->rested) {
+		s->idle->rested = 1;
+		imap_idle_arm(s,
+		    ka / 2 - imap_idle_rest(s) +
+		        arc4random_uniform(ka / 2 + 1));
+		return;
+	}
 	if (evbuffer_get_length(conn_output(s->conn)) > 0) {
 		log_info("sid=" LOG_SID_FMT " proto=imap event=idle "
 		         "error=not_reading",
@@ -59,9 +99,7 @@ imap_idle_keepalive(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	imap_session_printf(s, "* OK Still here");
-	imap_idle_arm(s,
-	    IMAP_IDLE_KEEPALIVE - IMAP_IDLE_JITTER +
-	        arc4random_uniform(2 * IMAP_IDLE_JITTER));
+	imap_idle_arm(s, ka - ka / 16 + arc4random_uniform(ka / 8 + 1));
 }
 
 void
@@ -74,9 +112,11 @@ imap_idle_start(struct imap_session *s, struct imap_cmd *cmd)
 	s->idle = xcalloc(1, sizeof(*s->idle));
 	s->idle->tag = xstrdup(cmd->tag);
 	s->idle->timer = evtimer_new(s->srv->base, imap_idle_keepalive, s);
-	imap_idle_arm(s,
-	    IMAP_IDLE_KEEPALIVE / 2 +
-	        arc4random_uniform(IMAP_IDLE_KEEPALIVE / 2));
+	if (s->sel != NULL) {
+		s->idle->view = s->sel->view;
+		store_view_idle(s->idle->view, 1);
+	}
+	imap_idle_arm(s, imap_idle_rest(s));
 	s->phase = IMAP_PHASE_IDLE;
 	/* Keepalives, not the autologout timer, rule an idling session. */
 	conn_set_timeout(s->conn, 0);
@@ -91,10 +131,82 @@ imap_idle_free(struct imap_session *s)
 {
 	if (s->idle == NULL)
 		return;
+	if (s->idle->view != NULL)
+		store_view_idle(s->idle->view, 0);
+	if (s->idle->waiting != NULL)
+		s->idle->waiting->s = NULL;
 	event_free(s->idle->timer);
 	free(s->idle->tag);
 	free(s->idle);
 	s->idle = NULL;
+}
+
+static void
+imap_idle_view_woken(struct store_view *view, enum store_view_status status,
+    void *arg)
+{
+	struct imap_idle_woken *w = arg;
+	struct imap_session *s = w->s;
+
+	if (s != NULL) {
+		s->idle->waiting = NULL;
+		if (status == STORE_VIEW_OK)
+			imap_select_updates(s, 1);
+		else
+			imap_session_bye(s, "io",
+			    "[UNAVAILABLE] Cannot read the mailbox");
+	}
+	store_view_unref(&w->view);
+	free(w);
+}
+
+void
+imap_idle_wait_view(struct imap_session *s)
+{
+	struct imap_idle_woken *w;
+
+	if (s->idle == NULL || s->idle->waiting != NULL)
+		return;
+	w = xcalloc(1, sizeof(*w));
+	w->s = s;
+	w->view = store_view_ref(s->sel->view);
+	s->idle->waiting = w;
+	store_view_wake(w->view, imap_idle_view_woken, w);
+}
+
+static void
+imap_idle_woken(struct store_view *view, enum store_view_status status,
+    void *arg)
+{
+	struct imap_idle_done *d = arg;
+	struct imap_session *s = d->async.s;
+
+	if (s != NULL) {
+		s->async = NULL;
+		if (status == STORE_VIEW_OK) {
+			imap_session_printf(s, "%s OK IDLE terminated", d->tag);
+			imap_session_idle(s);
+		} else
+			imap_session_bye(s, "io",
+			    "[UNAVAILABLE] Cannot read the mailbox");
+	}
+	store_view_unref(&d->view);
+	free(d->tag);
+	free(d);
+}
+
+/* DONE of a hibernated mailbox: the answer waits for the view. */
+static void
+imap_idle_wake(struct imap_session *s, char *tag)
+{
+	struct imap_idle_done *d = xcalloc(1, sizeof(*d));
+
+	d->async.s = s;
+	d->tag = tag;
+	d->view = store_view_ref(s->sel->view);
+	s->async = &d->async;
+	imap_session_busy(s);
+	store_view_wake(d->view, imap_idle_woken, d);
 }
 
 int
@@ -115,7 +227,10 @@ imap_idle_input(struct imap_session *s)
 		imap_session_bad(s, tag, "Line too long; expected DONE");
 	else if (strcasecmp(line, "DONE") != 0)
 		imap_session_bad(s, tag, "Expected DONE");
-	else
+	else if (s->sel != NULL && !store_view_full(s->sel->view)) {
+		imap_idle_wake(s, tag);
+		tag = NULL;
+	} else
 		imap_session_printf(s, "%s OK IDLE terminated", tag);
 	xfree_secret_str(line);
 	free(tag);

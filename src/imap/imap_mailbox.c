@@ -38,6 +38,7 @@ imap_mailbox_done(enum store_mailbox_outcome status, void *arg)
 
 	if (s != NULL && s->conn != NULL) {
 		s->async = NULL;
+		s->mailbox_op = 0;
 		if (status == STORE_MAILBOX_OK)
 			imap_session_printf(s, "%s OK %s completed", req->tag,
 			    req->verb);
@@ -130,6 +131,7 @@ imap_mailbox_delete(struct imap_session *s, struct imap_cmd *cmd)
 	if (imap_mailbox_args(s, cmd, 1) < 0 ||
 	    (name = imap_mailbox_name(s, cmd, 0, 0)) == NULL)
 		return;
+	s->mailbox_op = 1;
 	store_mailbox_delete(s->srv->env.store, s->user, name,
 	    imap_mailbox_done, imap_mailbox_req(s, cmd, "DELETE"));
 	free(name);
@@ -147,6 +149,7 @@ imap_mailbox_rename(struct imap_session *s, struct imap_cmd *cmd)
 		free(from);
 		return;
 	}
+	s->mailbox_op = 1;
 	store_mailbox_rename(s->srv->env.store, s->user, from, to,
 	    imap_mailbox_done, imap_mailbox_req(s, cmd, "RENAME"));
 	free(from);

@@ -29,6 +29,11 @@ imap_server_defaults(struct imap_settings *set)
 		set->output_limit = 256 * 1024;
 	if (set->max_bad_commands == 0)
 		set->max_bad_commands = 10;
+	/* Mobile carriers' NATs drop flows silent for 5 minutes or more. */
+	if (set->idle_keepalive == 0)
+		set->idle_keepalive = 4 * 60;
+	if (set->idle_hibernate == 0)
+		set->idle_hibernate = 30;
 }
 
 struct imap_server *

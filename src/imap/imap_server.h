@@ -40,6 +40,8 @@ struct imap_settings {
 	uint64_t literal_max_login; /* one literal before login: 8 KiB */
 	size_t output_limit;        /* queued output before reading stops */
 	unsigned max_bad_commands;  /* consecutive errors before BYE: 10 */
+	unsigned idle_keepalive;    /* seconds between IDLE "* OK": 240 */
+	unsigned idle_hibernate;    /* IDLE seconds before views sleep: 30 */
 };
 
 /* The services a session uses; all outlive the server. */

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 
@@ -52,6 +53,7 @@ imap_session_free(struct imap_session *s)
 	imap_auth_clear(s);
 	imap_idle_free(s);
 	imap_select_clear(s);
+	imap_search_forget(s);
 	if (s->async != NULL)
 		s->async->s = NULL;
 	imap_parser_free(&s->parser);
@@ -210,7 +212,9 @@ imap_session_capability(struct imap_session *s, const char *prefix,
 	imap_session_printf(s,
 	    "%sCAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ENABLE ID "
 	    "NAMESPACE IDLE UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED "
-	    "LIST-STATUS SPECIAL-USE STATUS=SIZE ESEARCH APPENDLIMIT=%llu%s%s%s%s",
+	    "LIST-STATUS SPECIAL-USE STATUS=SIZE ESEARCH SEARCHRES CONDSTORE "
+	    "QRESYNC SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES "
+	    "BINARY MULTIAPPEND UTF8=ACCEPT APPENDLIMIT=%llu%s%s%s%s",
 	    prefix, (unsigned long long)s->srv->set.literal_max,
 	    noauth && s->srv->set.tls != NULL && !conn_is_tls(s->conn) ?
 	        " STARTTLS" :
@@ -243,6 +247,15 @@ imap_session_parser(struct imap_session *s)
 }
 
 /* A parser error: a response, and BYE when the parser cannot go on. */
+/* Whether command carries messages in its literals (APPEND, REPLACE). */
+static int
+imap_session_takes_messages(const char *command)
+{
+	return command != NULL &&
+	    (strcasecmp(command, "APPEND") == 0 ||
+	        strcasecmp(command, "REPLACE") == 0);
+}
+
 static void
 imap_session_parse_error(struct imap_session *s)
 {
@@ -260,8 +273,8 @@ imap_session_parse_error(struct imap_session *s)
 	}
 	if ((e->code == IMAP_PERR_LITERAL_TOO_BIG ||
 	        e->code == IMAP_PERR_REFUSED) &&
-	    e->tag != NULL && s->state != IMAP_STATE_NOAUTH) {
-		/* Once logged in, a too big literal is most likely APPEND. */
+	    e->tag != NULL && imap_session_takes_messages(e->command)) {
+		/* RFC 7889: APPENDLIMIT is answered NO [TOOBIG]. */
 		imap_session_printf(s, "%s NO [TOOBIG] %s", e->tag, e->text);
 		return;
 	}
@@ -284,6 +297,9 @@ imap_session_literal(struct imap_session *s,
 	uint64_t max = s->state == IMAP_STATE_NOAUTH ? set->literal_max_login :
 	                                               set->literal_max;
 
+	/* Only a message may be large; any other literal fits a line. */
+	if (!imap_session_takes_messages(lit->command) && max > set->line_max)
+		max = set->line_max;
 	if (lit->size > max) {
 		imap_parser_literal_refuse(s->parser);
 		imap_session_parse_error(s);

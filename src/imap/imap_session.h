@@ -17,7 +17,10 @@ struct imap_arg;
 struct imap_cmd;
 struct imap_idle;
 struct imap_parser;
+struct imap_catchup;
+struct imap_search;
 struct imap_seqset;
+struct store_expunge;
 struct store_view;
 struct hub_sub;
 
@@ -54,9 +57,19 @@ struct imap_selected {
 	uint32_t uidnext;        /* messages below it have been announced */
 	uint32_t recent;         /* the last RECENT reported */
 	uint32_t recent_lo;      /* \Recent for us from this UID on ... */
-	uint32_t recent_hi;      /* ... below this one, or any newer UID while
-	                            the view's first \Recent UID equals it */
+	uint32_t recent_hi;      /* ... to below this one, which grows with
+	                            the news while our claim is the newest */
+	uint32_t recent_gen;     /* the claim generation of our SELECT */
 	int readonly;            /* EXAMINE */
+	/*
+	 * Beyond the view's expunge window (imap_select.c): the index's
+	 * expunges since modseq, up to behind_modseq, while the client has
+	 * not heard them; and the read of them in flight.
+	 */
+	struct store_expunge *behind;
+	size_t nbehind;
+	uint64_t behind_modseq;
+	struct imap_catchup *catchup;
 };
 
 /*
@@ -82,6 +95,7 @@ struct imap_session {
 	enum imap_phase phase;
 	unsigned enabled; /* IMAP_ENABLED_* */
 	int in_run;       /* inside a handler: defer the free */
+	int mailbox_op;   /* our DELETE or RENAME is in flight */
 	int dead;         /* ended while in_run */
 	unsigned ncmds, nbad;
 	const char *close_reason; /* static, for the disconnect line */
@@ -91,6 +105,14 @@ struct imap_session {
 	struct imap_async *async; /* SELECT, LIST, FETCH, SEARCH... in flight */
 	struct imap_selected *sel; /* NULL unless selected */
 	struct imap_idle *idle;    /* NULL unless in IDLE */
+	/* SEARCHRES "$" (imap_search.c); NULL while nothing is saved */
+	struct imap_searchres *saved;
+};
+
+/* The saved SEARCH result of RFC 5182: UIDs, ascending. */
+struct imap_searchres {
+	size_t n;
+	uint32_t uids[];
 };
 
 struct imap_server {
@@ -178,6 +200,13 @@ void imap_select_close(struct imap_session *s, struct imap_cmd *cmd);
 void imap_select_unselect(struct imap_session *s, struct imap_cmd *cmd);
 void imap_select_updates(struct imap_session *s, int expunge_ok);
 int imap_select_expunge_ok(const char *command);
+
+/*
+ * Once QRESYNC is on, a UID command may carry expunges as VANISHED (RFC
+ * 7162 section 3.2.10): writes the updates withheld before it; otherwise
+ * does nothing.
+ */
+void imap_select_uid_updates(struct imap_session *s);
 void imap_select_clear(struct imap_session *s);
 
 /*
@@ -189,14 +218,17 @@ void imap_select_clear(struct imap_session *s);
  * sequence numbers) against that list into the UIDs still in the view,
  * ascending (*out, the caller frees it); returns 0, or -1 for a set that
  * names a number beyond the list (BAD). imap_select_fetch_flags() writes
- * "* n FETCH (FLAGS (...))" for uid, with UID when with_uid, and MODSEQ
- * once CONDSTORE is on; nothing when uid has left the view.
+ * "* n FETCH (FLAGS (...))" for uid, with UID when with_uid, and UID and
+ * MODSEQ once CONDSTORE is on; nothing when uid has left the view.
  */
 uint32_t imap_select_seq(struct imap_session *s, uint32_t uid);
 int imap_select_resolve(struct imap_session *s, const struct imap_seqset *set,
     int uid, uint32_t **out, size_t *n);
 void imap_select_fetch_flags(struct imap_session *s, uint32_t uid,
     int with_uid);
+
+/* Whether uid is \Recent for this session (RFC 3501 section 2.3.2). */
+int imap_select_is_recent(const struct imap_selected *sel, uint32_t uid);
 
 /*
  * Writes name (UTF-8) as an IMAP mailbox name: modified UTF-7 unless
@@ -218,6 +250,12 @@ void imap_list_status(struct imap_session *s, struct imap_cmd *cmd);
 void imap_idle_start(struct imap_session *s, struct imap_cmd *cmd);
 int imap_idle_input(struct imap_session *s);
 void imap_idle_free(struct imap_session *s);
+
+/*
+ * Called in IDLE when the selected view is waking (store_view.h): the
+ * updates are written once it is whole again.
+ */
+void imap_idle_wait_view(struct imap_session *s);
 
 /*
  * imap_fetch.c: FETCH and UID FETCH (RFC 9051 section 6.4.5); they pause
@@ -243,10 +281,13 @@ void imap_store_uid_expunge(struct imap_session *s, struct imap_cmd *cmd,
 void imap_store_close(struct imap_session *s, struct imap_cmd *cmd);
 
 /*
- * imap_append.c: APPEND (RFC 3501 section 6.3.11) with APPENDUID (RFC 4315
- * section 3); pauses input until the store has committed.
+ * imap_append.c: APPEND (RFC 3501 section 6.3.11) and MULTIAPPEND (RFC
+ * 3502) with APPENDUID (RFC 4315 section 3); pauses input until the store
+ * has committed every message or none. CHECK (RFC 3501 section 6.4.1)
+ * answers OK at once: what commands change is durable when they answer.
  */
 void imap_append_append(struct imap_session *s, struct imap_cmd *cmd);
+void imap_append_check(struct imap_session *s, struct imap_cmd *cmd);
 
 /*
  * imap_mailbox.c: CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE; each
@@ -278,5 +319,42 @@ void imap_copy_uid(struct imap_session *s, struct imap_cmd *cmd,
 void imap_search_search(struct imap_session *s, struct imap_cmd *cmd);
 void imap_search_uid(struct imap_session *s, struct imap_cmd *cmd,
     const struct imap_arg *args, size_t nargs);
+
+/*
+ * The search engine SEARCH, SORT and THREAD share. imap_search_run() takes
+ * over prog (leaving it empty), resolves its sets (answering BAD with tag
+ * and returning -1 when one names no message) and returns 0; it then
+ * tests the messages the client knows and calls cb exactly once, maybe
+ * before it returns, with the matching UIDs ascending (valid during the
+ * call) or with fail, the text after "NO". s is NULL in cb when the
+ * session or its selection went meanwhile. Input is paused while the
+ * store works and resumes after cb, unless cb has set s->async to an
+ * operation of its own.
+ */
+typedef void (*imap_search_done_cb)(struct imap_session *s,
+    const uint32_t *uids, size_t n, const char *fail, void *arg);
+int imap_search_run(struct imap_session *s, const char *tag,
+    struct imap_search *prog, imap_search_done_cb cb, void *arg);
+
+/*
+ * SEARCHRES (RFC 5182). imap_search_resolve() is imap_select_resolve()
+ * that also takes "$": the saved UIDs still in the view and known to the
+ * client. imap_search_forget() empties the saved result (SELECT, EXAMINE,
+ * CLOSE, UNSELECT, and when the session ends).
+ */
+int imap_search_resolve(struct imap_session *s, const struct imap_seqset *set,
+    int uid, uint32_t **out, size_t *n);
+void imap_search_forget(struct imap_session *s);
+
+/*
+ * imap_sort.c: SORT and THREAD (RFC 5256, RFC 5957 DISPLAYFROM and
+ * DISPLAYTO) and their UID forms; args of the UID forms start after the
+ * subcommand name. They pause input while the search and the index read
+ * run.
+ */
+void imap_sort_sort(struct imap_session *s, struct imap_cmd *cmd);
+void imap_sort_thread(struct imap_session *s, struct imap_cmd *cmd);
+void imap_sort_uid(struct imap_session *s, struct imap_cmd *cmd,
+    const struct imap_arg *args, size_t nargs, int thread);
 
 #endif

@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "store/store_int.h"
+#include "store/store_watch.h"
 
 static const struct {
 	const char *name;
@@ -119,6 +120,7 @@ store_free(struct store **storep)
 	if (store->kick != NULL)
 		event_free(store->kick);
 	store_view_free_all(store);
+	store_watch_shutdown(store);
 	for (size_t i = 0; i < STORE_USER_BUCKETS; i++) {
 		struct store_user *u, *next;
 

@@ -51,6 +51,11 @@ enum store_change_kind {
 	STORE_CHANGE_NEW,     /* a message was added */
 	STORE_CHANGE_FLAGS,   /* flags or keywords of a message changed */
 	STORE_CHANGE_EXPUNGE, /* a message was expunged */
+	/*
+	 * The mailbox was deleted or renamed (it or an ancestor) while a
+	 * view of it was held: uid, modseq, flags and size are 0.
+	 */
+	STORE_CHANGE_MAILBOX_GONE,
 };
 
 /* One committed change; valid only during the callback. */
@@ -64,6 +69,11 @@ struct store_change {
 	uint64_t modseq;
 	unsigned flags; /* STORE_FLAG_* after the change */
 	uint64_t size;
+	/*
+	 * CLOCK_MONOTONIC ns (hist_now_ns()) when the change became durable,
+	 * taken on the I/O thread; 0: not timed. Deliveries set it.
+	 */
+	uint64_t committed_ns;
 };
 
 /*

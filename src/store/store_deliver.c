@@ -17,6 +17,7 @@
 
 #include <event2/event.h>
 
+#include "base/hist.h"
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "net/worker.h"
@@ -53,6 +54,7 @@ struct store_item {
 	uint32_t uidvalidity;
 	uint32_t uid;
 	uint64_t modseq;
+	uint64_t durable_ns; /* hist_now_ns() once row and file are durable */
 	TAILQ_ENTRY(store_item) link; /* on a user, a job or store->waiters */
 };
 
@@ -217,6 +219,7 @@ store_deliver_place(struct store_ujob *uj)
 	struct store_user *u = uj->user;
 	char *newdir = xasprintf("%s/new", u->dir);
 	struct store_item *it;
+	uint64_t now;
 	int moved = 0;
 
 	TAILQ_FOREACH(it, &uj->commit, link) {
@@ -245,6 +248,10 @@ store_deliver_place(struct store_ujob *uj)
 			if (it->committed)
 				it->status = STORE_ERR_IO;
 	}
+	/* In file mode this is when the push latency starts (syncfs: later). */
+	now = hist_now_ns();
+	TAILQ_FOREACH(it, &uj->commit, link)
+		it->durable_ns = now;
 	free(newdir);
 }
 
@@ -340,15 +347,23 @@ store_deliver_ujob_run(void *arg)
 		it->status = STORE_ERR_IO;
 }
 
+/* One barrier in flight, and when its syncfs(2) returned. */
+struct store_barrier {
+	struct store *store;
+	uint64_t done_ns;
+};
+
 /* Worker: the barrier, one syncfs(2) of the store's file system. */
 static void
 store_deliver_barrier_run(void *arg)
 {
-	struct store *store = arg;
+	struct store_barrier *b = arg;
+	struct store *store = b->store;
 	int err = store->barrier_fail;
 
 	if (err == 0 && syncfs(store->root_fd) < 0)
 		err = errno;
+	b->done_ns = hist_now_ns();
 	if (err != 0)
 		log_error("event=deliver op=syncfs barrier=%llu error=\"%s\"",
 		    (unsigned long long)store->barrier_running, strerror(err));
@@ -429,6 +444,7 @@ store_deliver_announce(struct store *store, struct store_item *it)
 	    .modseq = it->modseq,
 	    .flags = 0,
 	    .size = it->size,
+	    .committed_ns = it->durable_ns,
 	};
 
 	store_view_apply(store, &c, NULL);
@@ -549,7 +565,8 @@ store_deliver_covered(struct store_item *it, int err)
 static void
 store_deliver_barrier_done(void *arg)
 {
-	struct store *store = arg;
+	struct store_barrier *b = arg;
+	struct store *store = b->store;
 	uint64_t id = store->barrier_running;
 	int err = store->barrier_err;
 	struct store_item *it;
@@ -557,8 +574,10 @@ store_deliver_barrier_done(void *arg)
 	store->barrier_running = 0;
 	while ((it = TAILQ_FIRST(&store->waiters)) != NULL && it->need <= id) {
 		TAILQ_REMOVE(&store->waiters, it, link);
+		it->durable_ns = b->done_ns;
 		store_deliver_covered(it, err);
 	}
+	free(b);
 	store_deliver_schedule(store);
 }
 
@@ -570,6 +589,7 @@ static void
 store_deliver_barrier_start(struct store *store)
 {
 	unsigned roles = store->barrier_roles;
+	struct store_barrier *b;
 
 	if (store->barrier_running != 0 || TAILQ_EMPTY(&store->waiters))
 		return;
@@ -581,8 +601,10 @@ store_deliver_barrier_start(struct store *store)
 		if (roles & (1u << i))
 			store->barrier_fail = store->fail_barrier[i];
 	store->barriers++;
+	b = xcalloc(1, sizeof(*b));
+	b->store = store;
 	store_deliver_submit(store, store_deliver_barrier_run,
-	    store_deliver_barrier_done, store);
+	    store_deliver_barrier_done, b);
 }
 
 /* Loop thread: an item leaves step (a) of a user job. */

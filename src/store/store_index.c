@@ -4,7 +4,7 @@
  * exactly (RFC 3501 UIDs and UIDVALIDITY, RFC 7162 MODSEQ and expunge
  * tombstones, RFC 6154 special-use, RFC 9208 quota usage).
  *
- * Schema version 1, in <dir>/<user>/pushmail.sqlite (WAL, synchronous=FULL
+ * Schema version 3, in <dir>/<user>/pushmail.sqlite (WAL, synchronous=FULL
  * by default; deliveries in syncfs mode commit with NORMAL):
  *
  *   meta(key TEXT PRIMARY KEY, value INTEGER)
@@ -14,7 +14,9 @@
  *   mailbox(id, name UNIQUE (IMAP name, UTF-8, '/' separated), dir (folder
  *     relative to the user's directory: "" for INBOX, ".A.B" for "A/B"),
  *     uidvalidity, uidnext, highestmodseq, first_recent_uid, special_use
- *     ("\Sent" etc. or NULL), messages, unseen, bytes)
+ *     ("\Sent" etc. or NULL), messages, unseen, bytes, scan_new_mtime,
+ *     scan_cur_mtime (ns; version 2: new/ and cur/ at the last full
+ *     reconciliation with the directories, see store_watch.c))
  *   subscription(name PRIMARY KEY)
  *   message(mailbox_id, uid, PRIMARY KEY (mailbox_id, uid),
  *     file (base name "<unique>,U=<uid>,S=<size>" without ":2,<flags>"),
@@ -31,6 +33,9 @@
  *     with an index on (mailbox_id, modseq)
  *   expunged(mailbox_id, uid, modseq) tombstones, index (mailbox_id, modseq)
  *   mailbox_keyword(mailbox_id, name) keywords defined in a mailbox
+ *   pending_rename(seq, from_path, to_path) (version 3) renames of files
+ *     and folders (paths relative to the user's directory) that a committed
+ *     transaction still owes the disk; see store_mailbox_redo()
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -72,9 +77,29 @@ static const char store_index_v1[] =
     "CREATE TABLE mailbox_keyword(mailbox_id INTEGER NOT NULL,"
     " name TEXT NOT NULL, PRIMARY KEY(mailbox_id, name)) WITHOUT ROWID;";
 
+/*
+ * Version 2: the mtimes (ns) of a folder's new/ and cur/ at its last full
+ * reconciliation with the directories (store_watch.c), 0 for none.
+ */
+static const char store_index_v2[] =
+    "ALTER TABLE mailbox ADD COLUMN scan_new_mtime INTEGER NOT NULL"
+    " DEFAULT 0;"
+    "ALTER TABLE mailbox ADD COLUMN scan_cur_mtime INTEGER NOT NULL"
+    " DEFAULT 0;";
+
+/*
+ * Version 3: the renames a committed RENAME still has to make on disk
+ * (store_mailbox.c), finished by recovery before it compares folders.
+ */
+static const char store_index_v3[] =
+    "CREATE TABLE pending_rename(seq INTEGER PRIMARY KEY,"
+    " from_path TEXT NOT NULL, to_path TEXT NOT NULL);";
+
 /* Migration i takes a database from user_version i to i + 1. */
 static const char *const store_index_migrations[] = {
     store_index_v1,
+    store_index_v2,
+    store_index_v3,
 };
 
 #define STORE_INDEX_VERSION                    \

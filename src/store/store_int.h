@@ -34,6 +34,7 @@ struct store_item;
 struct store_djob;
 struct store_task;
 struct store_view;
+struct store_watch_set;
 struct event;
 TAILQ_HEAD(store_item_list, store_item);
 TAILQ_HEAD(store_djob_list, store_djob);
@@ -113,6 +114,7 @@ struct store {
 	uint64_t barriers;
 	struct store_view_list view_lru; /* unreferenced views, newest first */
 	size_t nview_lru;
+	struct store_watch_set *watches; /* inotify (store_watch.c) or NULL */
 	/* Test hooks: tmp/ writes for fail_user fail with fail_errno; a
 	 * barrier serving step i (1 staged, 2 committed) fails with
 	 * fail_barrier[i - 1]. */
@@ -204,6 +206,18 @@ void store_view_free_all(struct store *store);
  * lets go (it keeps what it had; no change reaches it by name).
  */
 void store_view_retire(struct store *store, const char *user, const char *name);
+
+/*
+ * store_mailbox.c. Makes the renames listed in the index's pending_rename
+ * table (paths under userdir), in the order they were recorded, fsyncs the
+ * directories they touched and removes the rows of those done; a rename
+ * whose source is gone counts as done. Outside a transaction; RENAME runs
+ * it after its commit, recovery before it compares folders with the index.
+ * It stops at the first rename that fails: that row and the later ones
+ * stay for the next start. Returns 0, or -1 on such a failure or an index
+ * error.
+ */
+int store_mailbox_redo(sqlite3 *db, const char *userdir);
 
 /* store_index.c */
 int store_index_open(const char *userdir, sqlite3 **out);

@@ -8,6 +8,12 @@
  *
  * Memory: 16 bytes per message, plus per view about 250 bytes, the keyword
  * names and sets, and (after the first expunge) a 2 KiB expunge window.
+ * A view whose every holder sits in IDLE may hibernate: the message array,
+ * keywords and window go, and only the UIDs remain as runs of consecutive
+ * numbers (8 bytes a run), enough to announce new messages and expunges;
+ * the first flag change, or a holder that needs more, reloads it.
+ * While it reloads the runs stay current, so a failed reload leaves it
+ * hibernated as it was.
  */
 #include <assert.h>
 #include <stdlib.h>
@@ -19,6 +25,7 @@
 #include "base/xmalloc.h"
 #include "store/store_int.h"
 #include "store/store_view.h"
+#include "store/store_watch.h"
 
 /* Expunges a view remembers; older ones raise the window's floor. */
 #define STORE_VIEW_EXPUNGES 128
@@ -28,6 +35,18 @@ enum store_view_state {
 	STORE_VIEW_LOADING, /* the load task owns the data fields */
 	STORE_VIEW_READY,
 	STORE_VIEW_GONE, /* failed to load; freed when the waiters are told */
+};
+
+/* What of a ready view is in memory. */
+enum store_view_mem {
+	STORE_VIEW_FULL,       /* msgs, keywords and the window */
+	STORE_VIEW_HIBERNATED, /* runs only; nothing but news since */
+	STORE_VIEW_WAKING,     /* runs only; a reload is in flight */
+};
+
+/* Consecutive UIDs lo..hi, all in the mailbox. */
+struct store_view_run {
+	uint32_t lo, hi;
 };
 
 /* A set of keywords: sorted, distinct indices into view->keywords. */
@@ -72,6 +91,14 @@ struct store_view {
 	TAILQ_ENTRY(store_view) lru;
 	int in_lru;
 	int retired; /* its mailbox was deleted or renamed: never found */
+	struct store_watch *watch; /* inotify on its folder (store_watch.c) */
+	enum store_view_mem mem;
+	struct store_view_run *runs; /* unless FULL: the UID map */
+	uint32_t nruns;
+	unsigned idlers;       /* references whose holders sit in IDLE */
+	uint32_t claim_gen;    /* \Recent claims made on this view */
+	uint32_t recent_given; /* UIDs below it went to the newest claim */
+	struct store_view_waiter *wakers;
 };
 
 static uint32_t
@@ -184,9 +211,9 @@ store_view_kwset_parse(struct store_view *v, const char *text)
 	return r;
 }
 
-/* The position of the first message with a UID >= uid. */
+/* The position of the first message with a UID >= uid (FULL views). */
 static uint32_t
-store_view_lower(const struct store_view *v, uint32_t uid)
+store_view_pos(const struct store_view *v, uint32_t uid)
 {
 	uint32_t lo = 0, hi = v->count;
 
@@ -224,7 +251,7 @@ store_view_insert(struct store_view *v, uint32_t uid, uint64_t modseq,
 	uint32_t pos = v->count;
 
 	if (v->count > 0 && v->msgs[v->count - 1].uid >= uid) {
-		pos = store_view_lower(v, uid);
+		pos = store_view_pos(v, uid);
 		if (v->msgs[pos].uid == uid)
 			return;
 	}
@@ -242,8 +269,12 @@ store_view_insert(struct store_view *v, uint32_t uid, uint64_t modseq,
 		v->uidnext = uid + 1;
 }
 
+/*
+ * Drops the message array, the keywords and the expunge window: every
+ * expunge so far counts as reported (the window's floor moves up).
+ */
 static void
-store_view_free(struct store_view *v)
+store_view_forget(struct store_view *v)
 {
 	for (uint32_t k = 0; k < v->nkeywords; k++)
 		free(v->keywords[k]);
@@ -254,8 +285,123 @@ store_view_free(struct store_view *v)
 	free(v->slots);
 	free(v->exp);
 	free(v->msgs);
+	v->keywords = NULL;
+	v->sets = NULL;
+	v->slots = NULL;
+	v->exp = NULL;
+	v->msgs = NULL;
+	v->nkeywords = v->nsets = v->nslots = 0;
+	v->exp_head = v->exp_len = 0;
+	v->cap = 0;
+	v->floor = v->highestmodseq;
+}
+
+static void
+store_view_free(struct store_view *v)
+{
+	store_watch_drop(&v->watch);
+	store_view_forget(v);
+	free(v->runs);
 	free(v->name);
 	free(v);
+}
+
+static void store_view_wake_wait(struct store_view *v,
+    struct store_view_waiter *w);
+
+/* ---- The UID runs of a hibernated view ---- */
+
+/* The index of the first run whose end is at least uid (nruns if none). */
+static uint32_t
+store_view_run_find(const struct store_view *v, uint32_t uid)
+{
+	uint32_t lo = 0, hi = v->nruns;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (v->runs[mid].hi < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void
+store_view_run_insert_at(struct store_view *v, uint32_t r, uint32_t lo,
+    uint32_t hi)
+{
+	v->runs = xreallocarray(v->runs, v->nruns + 1, sizeof(*v->runs));
+	memmove(&v->runs[r + 1], &v->runs[r],
+	    (v->nruns - r) * sizeof(*v->runs));
+	v->runs[r] = (struct store_view_run){lo, hi};
+	v->nruns++;
+}
+
+static void
+store_view_run_delete_at(struct store_view *v, uint32_t r)
+{
+	memmove(&v->runs[r], &v->runs[r + 1],
+	    (v->nruns - r - 1) * sizeof(*v->runs));
+	v->nruns--;
+}
+
+/* Adds uid to the runs; returns 0, or -1 when it was there already. */
+static int
+store_view_run_add(struct store_view *v, uint32_t uid)
+{
+	uint32_t r = store_view_run_find(v, uid);
+
+	if (r < v->nruns && v->runs[r].lo <= uid)
+		return -1;
+	if (r > 0 && v->runs[r - 1].hi + 1 == uid) {
+		v->runs[r - 1].hi = uid;
+		if (r < v->nruns && v->runs[r].lo == uid + 1) {
+			v->runs[r - 1].hi = v->runs[r].hi;
+			store_view_run_delete_at(v, r);
+		}
+	} else if (r < v->nruns && v->runs[r].lo == uid + 1)
+		v->runs[r].lo = uid;
+	else
+		store_view_run_insert_at(v, r, uid, uid);
+	return 0;
+}
+
+/* Removes uid from the runs; returns 0, or -1 when it was not there. */
+static int
+store_view_run_remove(struct store_view *v, uint32_t uid)
+{
+	uint32_t r = store_view_run_find(v, uid);
+	struct store_view_run *run = &v->runs[r];
+
+	if (r == v->nruns || run->lo > uid)
+		return -1;
+	if (run->lo == uid && run->hi == uid)
+		store_view_run_delete_at(v, r);
+	else if (run->lo == uid)
+		run->lo++;
+	else if (run->hi == uid)
+		run->hi--;
+	else {
+		uint32_t hi = run->hi;
+
+		run->hi = uid - 1;
+		store_view_run_insert_at(v, r + 1, uid + 1, hi);
+	}
+	return 0;
+}
+
+/* The messages below uid, counted over the runs. */
+static uint32_t
+store_view_run_lower(const struct store_view *v, uint32_t uid)
+{
+	uint32_t n = 0;
+
+	for (uint32_t r = 0; r < v->nruns && v->runs[r].lo < uid; r++)
+		n += (uid <= v->runs[r].hi ? uid - 1 : v->runs[r].hi) -
+		    v->runs[r].lo + 1;
+	return n;
 }
 
 static void
@@ -441,6 +587,8 @@ store_view_new(struct store *store, struct store_user *u, const char *name)
 	l->status = STORE_VIEW_IO;
 	l->task.run = store_view_load_run;
 	l->task.done = store_view_load_done;
+	/* Its folder is reconciled with the index before the load reads. */
+	v->watch = store_watch_add(store, u, name);
 	store_task_submit(store, u->name, &l->task);
 	return v;
 }
@@ -469,6 +617,11 @@ store_view_open(struct store *store, const char *user, const char *mailbox,
 		for (pp = &v->waiters; *pp != NULL; pp = &(*pp)->next)
 			;
 		*pp = w;
+		return;
+	}
+	if (v != NULL && v->mem != STORE_VIEW_FULL) {
+		w->view = store_view_ref(v);
+		store_view_wake_wait(v, w);
 		return;
 	}
 	/* Loaded already, or an invalid user name that has no index. */
@@ -529,6 +682,22 @@ store_view_under(const struct store_view *v, const char *name)
 	    (v->name[n] == '\0' || v->name[n] == '/');
 }
 
+/* Tells the holders of a retired view that its mailbox is gone. */
+static void
+store_view_gone(struct store *store, struct store_view *v)
+{
+	struct store_change c = {
+	    .kind = STORE_CHANGE_MAILBOX_GONE,
+	    .user = v->user->name,
+	    .mailbox = v->name,
+	    .mailbox_id = v->mailbox_id,
+	    .uidvalidity = v->uidvalidity,
+	};
+
+	if (store->change_cb != NULL)
+		store->change_cb(&c, store->change_arg);
+}
+
 void
 store_view_retire(struct store *store, const char *user, const char *name)
 {
@@ -540,8 +709,10 @@ store_view_retire(struct store *store, const char *user, const char *name)
 		if (v->retired || !store_view_under(v, name))
 			continue;
 		v->retired = 1;
-		if (!v->in_lru)
+		if (!v->in_lru) {
+			store_view_gone(store, v);
 			continue;
+		}
 		/* Unreferenced: nobody holds it, so it goes now. */
 		TAILQ_REMOVE(&store->view_lru, v, lru);
 		store->nview_lru--;
@@ -614,16 +785,69 @@ store_view_count(const struct store_view *v)
 const struct store_view_msg *
 store_view_msg(const struct store_view *v, uint32_t i)
 {
-	assert(i < v->count);
+	assert(v->mem == STORE_VIEW_FULL && i < v->count);
 	return &v->msgs[i];
+}
+
+uint32_t
+store_view_lower(const struct store_view *v, uint32_t uid)
+{
+	if (v->mem != STORE_VIEW_FULL)
+		return store_view_run_lower(v, uid);
+	return store_view_pos(v, uid);
 }
 
 int64_t
 store_view_find(const struct store_view *v, uint32_t uid)
 {
-	uint32_t pos = store_view_lower(v, uid);
+	uint32_t pos = store_view_lower(v, uid), r;
 
-	return pos < v->count && v->msgs[pos].uid == uid ? (int64_t)pos : -1;
+	if (v->mem == STORE_VIEW_FULL)
+		return pos < v->count && v->msgs[pos].uid == uid ?
+		    (int64_t)pos :
+		    -1;
+	r = store_view_run_find(v, uid);
+	return r < v->nruns && v->runs[r].lo <= uid ? (int64_t)pos : -1;
+}
+
+int
+store_view_full(const struct store_view *v)
+{
+	return v->mem == STORE_VIEW_FULL;
+}
+
+int
+store_view_waking(const struct store_view *v)
+{
+	return v->mem == STORE_VIEW_WAKING;
+}
+
+void
+store_view_idle(struct store_view *v, int on)
+{
+	if (on)
+		v->idlers++;
+	else if (v->idlers > 0)
+		v->idlers--;
+}
+
+int
+store_view_hibernate(struct store_view *v)
+{
+	if (v->state != STORE_VIEW_READY || v->mem != STORE_VIEW_FULL ||
+	    v->refs == 0 || v->idlers != v->refs)
+		return -1;
+	for (uint32_t i = 0; i < v->count; i++) {
+		uint32_t uid = v->msgs[i].uid;
+
+		if (v->nruns > 0 && v->runs[v->nruns - 1].hi + 1 == uid)
+			v->runs[v->nruns - 1].hi = uid;
+		else
+			store_view_run_insert_at(v, v->nruns, uid, uid);
+	}
+	store_view_forget(v);
+	v->mem = STORE_VIEW_HIBERNATED;
+	return 0;
 }
 
 size_t
@@ -713,6 +937,31 @@ store_view_loaded(struct store *store, const char *user, int64_t mailbox_id)
 	return NULL;
 }
 
+/*
+ * A change to a view without its message array. News and expunges keep
+ * the runs current; a flag change needs the array, so the view wakes.
+ * While it wakes, the reload reads every change committed so far (user
+ * tasks run in order), so only the expunges must still be noted for the
+ * sessions that have not heard of them.
+ */
+static void
+store_view_apply_asleep(struct store_view *v, const struct store_change *c)
+{
+	if (c->kind == STORE_CHANGE_EXPUNGE) {
+		if (store_view_run_remove(v, c->uid) == 0)
+			v->count--;
+		store_view_expunge_note(v, c->uid, c->modseq);
+	} else if (c->kind == STORE_CHANGE_NEW) {
+		if (store_view_run_add(v, c->uid) == 0)
+			v->count++;
+		if (c->uid >= v->uidnext)
+			v->uidnext = c->uid + 1;
+	} else if (c->kind == STORE_CHANGE_FLAGS)
+		store_view_wake(v, NULL, NULL);
+	if (c->modseq > v->highestmodseq)
+		v->highestmodseq = c->modseq;
+}
+
 void
 store_view_apply(struct store *store, const struct store_change *c,
     const char *keywords)
@@ -722,6 +971,10 @@ store_view_apply(struct store *store, const struct store_change *c,
 
 	if (v == NULL)
 		return;
+	if (v->mem != STORE_VIEW_FULL) {
+		store_view_apply_asleep(v, c);
+		return;
+	}
 	switch (c->kind) {
 	case STORE_CHANGE_NEW:
 		set = store_view_kwset_parse(v, keywords);
@@ -733,6 +986,8 @@ store_view_apply(struct store *store, const struct store_change *c,
 		break;
 	case STORE_CHANGE_EXPUNGE:
 		store_view_expunge(v, c->uid, c->modseq);
+		break;
+	case STORE_CHANGE_MAILBOX_GONE:
 		break;
 	}
 	if (c->modseq > v->highestmodseq)
@@ -753,6 +1008,150 @@ store_view_expunged_since(const struct store_view *v, uint64_t modseq,
 			cb(e, arg);
 	}
 	return 0;
+}
+
+/* ---- Waking a hibernated view ---- */
+
+struct store_view_wake {
+	struct store_task task;  /* first */
+	struct store_view *view; /* one reference held */
+	struct store_view *tmp;  /* filled on the worker */
+	enum store_view_status status;
+};
+
+/* Worker: loads the mailbox afresh into tmp; the view is left alone. */
+static void
+store_view_wake_run(struct store_task *t, sqlite3 *db)
+{
+	struct store_view_wake *wk = (struct store_view_wake *)t;
+	struct store_view *tmp = wk->tmp;
+	int r;
+
+	if (db == NULL)
+		return;
+	r = store_view_load_mailbox(tmp, db);
+	if (r > 0 || (r == 0 && tmp->mailbox_id != wk->view->mailbox_id)) {
+		wk->status = STORE_VIEW_NOMAILBOX;
+		return;
+	}
+	if (r == 0 && store_view_load_keywords(tmp, db) == 0 &&
+	    store_view_load_messages(tmp, db) == 0) {
+		wk->status = STORE_VIEW_OK;
+		return;
+	}
+	log_error("event=store op=view_wake user=%s error=\"%s\"",
+	    wk->view->user->name, sqlite3_errmsg(db));
+}
+
+/* Loop thread: the reloaded array replaces the runs. */
+static void
+store_view_wake_swap(struct store_view *v, struct store_view *tmp)
+{
+	v->msgs = tmp->msgs;
+	v->count = tmp->count;
+	v->cap = tmp->cap;
+	v->keywords = tmp->keywords;
+	v->nkeywords = tmp->nkeywords;
+	v->sets = tmp->sets;
+	v->nsets = tmp->nsets;
+	v->slots = tmp->slots;
+	v->nslots = tmp->nslots;
+	if (tmp->uidnext > v->uidnext)
+		v->uidnext = tmp->uidnext;
+	if (tmp->highestmodseq > v->highestmodseq)
+		v->highestmodseq = tmp->highestmodseq;
+	if (tmp->first_recent_uid > v->first_recent_uid)
+		v->first_recent_uid = tmp->first_recent_uid;
+	tmp->msgs = NULL;
+	tmp->keywords = NULL;
+	tmp->sets = NULL;
+	tmp->slots = NULL;
+	tmp->nkeywords = tmp->nsets = 0;
+	free(v->runs);
+	v->runs = NULL;
+	v->nruns = 0;
+	v->mem = STORE_VIEW_FULL;
+}
+
+static void
+store_view_wake_done(struct store_task *t)
+{
+	struct store_view_wake *wk = (struct store_view_wake *)t;
+	struct store_view *v = wk->view;
+	struct store_view_waiter *w;
+
+	if (wk->status == STORE_VIEW_OK)
+		store_view_wake_swap(v, wk->tmp);
+	else
+		v->mem = STORE_VIEW_HIBERNATED;
+	store_view_free(wk->tmp);
+	while ((w = v->wakers) != NULL) {
+		struct store_view *ref = w->view;
+
+		v->wakers = w->next;
+		w->cb(wk->status == STORE_VIEW_OK ? v : NULL, wk->status,
+		    w->arg);
+		/* An open that failed drops the reference it was to get. */
+		if (wk->status != STORE_VIEW_OK && ref != NULL)
+			store_view_unref(&ref);
+		free(w);
+	}
+	store_view_unref(&wk->view);
+	free(wk);
+}
+
+/* Queues w (NULL: nobody to tell) and starts the reload if none runs. */
+static void
+store_view_wake_wait(struct store_view *v, struct store_view_waiter *w)
+{
+	struct store_view_wake *wk;
+
+	if (w != NULL) {
+		struct store_view_waiter **pp = &v->wakers;
+
+		while (*pp != NULL)
+			pp = &(*pp)->next;
+		*pp = w;
+	}
+	if (v->mem != STORE_VIEW_HIBERNATED)
+		return;
+	v->mem = STORE_VIEW_WAKING;
+	wk = xcalloc(1, sizeof(*wk));
+	wk->view = store_view_ref(v);
+	wk->tmp = xcalloc(1, sizeof(*wk->tmp));
+	wk->tmp->name = xstrdup(v->name);
+	wk->tmp->sets = xcalloc(1, sizeof(*wk->tmp->sets));
+	wk->tmp->nsets = 1;
+	wk->status = STORE_VIEW_IO;
+	wk->task.run = store_view_wake_run;
+	wk->task.done = store_view_wake_done;
+	store_task_submit(v->store, v->user->name, &wk->task);
+}
+
+void
+store_view_wake(struct store_view *v, store_view_open_cb cb, void *arg)
+{
+	struct store_view_waiter *w = NULL;
+
+	if (cb != NULL) {
+		w = xcalloc(1, sizeof(*w));
+		w->cb = cb;
+		w->arg = arg;
+	}
+	if (v->mem == STORE_VIEW_FULL) {
+		struct timeval now = {0, 0};
+
+		if (w == NULL)
+			return;
+		w->view = v;
+		w->status = STORE_VIEW_OK;
+		if (event_base_once(v->store->base, -1, EV_TIMEOUT,
+		        store_view_answer, w, &now) < 0)
+			log_fatal("event=store error=\"event_base_once "
+			          "failed\"");
+		return;
+	}
+	store_view_wake_wait(v, w);
 }
 
 /* ---- Tombstones from the index ---- */
@@ -892,11 +1291,30 @@ store_view_claim_done(struct store_task *t)
 	struct store_view_claim *cl = (struct store_view_claim *)t;
 	struct store_view *v = cl->view;
 
-	if (cl->status == STORE_VIEW_OK && cl->uidnext > v->first_recent_uid)
-		v->first_recent_uid = cl->uidnext;
+	if (cl->status == STORE_VIEW_OK) {
+		if (cl->uidnext > v->first_recent_uid)
+			v->first_recent_uid = cl->uidnext;
+		/* What the previous claim was told of stays its own. */
+		if (v->recent_given > cl->first_recent)
+			cl->first_recent = v->recent_given;
+		v->claim_gen++;
+	}
 	cl->cb(v, cl->first_recent, cl->status, cl->arg);
 	store_view_unref(&cl->view);
 	free(cl);
+}
+
+uint32_t
+store_view_claim_gen(const struct store_view *v)
+{
+	return v->claim_gen;
+}
+
+void
+store_view_recent_given(struct store_view *v, uint32_t uidnext)
+{
+	if (uidnext > v->recent_given)
+		v->recent_given = uidnext;
 }
 
 void

@@ -87,8 +87,46 @@ uint32_t store_view_count(const struct store_view *view);
 const struct store_view_msg *store_view_msg(const struct store_view *view,
     uint32_t i);
 
-/* The index of uid, or -1 when the view has no such message. */
+/*
+ * The index of uid, or -1 when the view has no such message. Works on a
+ * view that is not full too (the index is then what store_view_lower()
+ * counts).
+ */
 int64_t store_view_find(const struct store_view *view, uint32_t uid);
+
+/* The number of messages with a UID below uid; works in every state. */
+uint32_t store_view_lower(const struct store_view *view, uint32_t uid);
+
+/*
+ * Hibernation (DESIGN.md, "What an idle session costs"). A view whose
+ * every reference is held by a session in IDLE may drop its message
+ * array, keywords and expunge window and keep only its UIDs, as runs of
+ * consecutive numbers. Such a view still answers store_view_count(),
+ * _uidnext(), _highestmodseq(), _first_recent_uid(), _find(), _lower()
+ * and store_view_expunged_since(), and stays current with new messages
+ * and expunges; the first flag change wakes it (reloads it from the index
+ * on the I/O pool). store_view_msg(), _msg_keywords() and the keyword
+ * list need a full view.
+ *
+ * store_view_full() says whether the message array is in memory;
+ * store_view_waking() whether a reload is in flight (a holder then waits
+ * with store_view_wake() before it reads anything but the counters).
+ * store_view_idle() counts one reference as held by an IDLE session (on)
+ * or no longer (off). store_view_hibernate() hibernates a full view when
+ * every reference is an idle one; returns 0, or -1 when it may not.
+ * Every expunge so far then counts as reported: call it only when each
+ * idle holder has heard everything.
+ * store_view_wake() calls cb (view, STORE_VIEW_OK, arg) once the view is
+ * full, at the earliest on the next loop turn, or (NULL, the reason, arg)
+ * when the reload failed; the caller keeps its own reference meanwhile.
+ * With a NULL cb it only starts the reload. store_view_open() of a
+ * hibernated view wakes it before it answers.
+ */
+int store_view_full(const struct store_view *view);
+int store_view_waking(const struct store_view *view);
+void store_view_idle(struct store_view *view, int on);
+int store_view_hibernate(struct store_view *view);
+void store_view_wake(struct store_view *view, store_view_open_cb cb, void *arg);
 
 /*
  * The keywords of message i: sets *kw to their indices in the mailbox's
@@ -140,6 +178,18 @@ typedef void (*store_view_recent_cb)(struct store_view *view,
  */
 void store_view_claim_recent(struct store_view *view, store_view_recent_cb cb,
     void *arg);
+
+/*
+ * The claim generation: it grows by one with each claim, so the session
+ * whose claim is the newest (its generation is the view's) knows that the
+ * messages arriving now are \Recent for it alone. That session reports
+ * what it was told of with store_view_recent_given(view, uidnext); the
+ * next claim then starts above it (RFC 3501: a message is \Recent in one
+ * session only). Kept in memory: after the view is freed, messages told
+ * to a session since its claim count as \Recent again for the next one.
+ */
+uint32_t store_view_claim_gen(const struct store_view *view);
+void store_view_recent_given(struct store_view *view, uint32_t uidnext);
 
 /* One mailbox, or a subscription that names no mailbox (exists 0). */
 struct store_mailbox_info {

@@ -113,7 +113,7 @@ def test_bad_requests(imapd):
     m = login(imapd)
     m.select("INBOX")
     for args in (("5", "FLAGS"), ("1", "NOSUCH"), ("x", "FLAGS"),
-                 ("1", "BINARY[]")):
+                 ("1", "BINARY[1.MIME]")):
         with pytest.raises(imaplib.IMAP4.error):
             m.fetch(*args)
     assert m.noop()[0] == "OK"

@@ -20,6 +20,7 @@
 #include "net/worker.h"
 #include "store/store_int.h"
 #include "store/store_view.h"
+#include "store/store_watch.h"
 
 #define MSG "From: a@example.org\r\nSubject: hi\r\n\r\nHello\r\n"
 
@@ -349,6 +350,8 @@ test_large_load(void)
 	double ms;
 
 	setup(&c);
+	/* Rows without files: the Maildir scan would expunge them. */
+	store_watch_enable(c.store, 0);
 	insert_rows(&c, 20000);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	v = open_view(&c, "alice", "INBOX");
@@ -558,6 +561,79 @@ test_expunged_from_index(void)
 	teardown(&c);
 }
 
+static void
+on_wake(struct store_view *view, enum store_view_status status, void *arg)
+{
+	struct ctx *c = arg;
+
+	c->status = status;
+	c->view = view;
+	c->answers++;
+}
+
+/* Hibernation: runs, news and expunges while asleep, waking on a flag. */
+static void
+test_hibernate(void)
+{
+	struct ctx c;
+	struct store_view *v, *v2;
+	uint64_t hms;
+	int answers;
+
+	setup(&c);
+	for (int i = 0; i < 6; i++)
+		deliver(&c);
+	v = open_view(&c, "alice", "INBOX");
+	CHECK_INT(store_view_hibernate(v), -1); /* not idle */
+	store_view_idle(v, 1);
+	CHECK_INT(store_view_hibernate(v), 0);
+	CHECK_INT(store_view_full(v), 0);
+	CHECK_INT(store_view_count(v), 6);
+	deliver(&c); /* uid 7 */
+	CHECK_INT(store_view_full(v), 0);
+	CHECK_INT(store_view_count(v), 7);
+	CHECK_INT(store_view_uidnext(v), 8);
+	hms = store_view_highestmodseq(v);
+	apply(&c, v, STORE_CHANGE_EXPUNGE, 3, hms + 1, 0, NULL);
+	apply(&c, v, STORE_CHANGE_EXPUNGE, 3, hms + 1, 0, NULL); /* again */
+	CHECK_INT(store_view_count(v), 6);
+	CHECK_INT(store_view_lower(v, 3), 2);
+	CHECK_INT(store_view_lower(v, 5), 3);
+	CHECK_INT(store_view_lower(v, 100), 6);
+	CHECK_INT(store_view_find(v, 3), -1);
+	CHECK_INT(store_view_find(v, 4), 2);
+	CHECK_INT(store_view_find(v, 7), 5);
+	CHECK_INT(store_view_highestmodseq(v), hms + 1);
+	/* A flag change wakes it; the array comes back from the index. */
+	apply(&c, v, STORE_CHANGE_FLAGS, 2, hms + 2, STORE_FLAG_SEEN, NULL);
+	CHECK_INT(store_view_waking(v), 1);
+	answers = c.answers;
+	store_view_wake(v, on_wake, &c);
+	v2 = open_view(&c, "alice", "INBOX"); /* waits for the wake too */
+	run_until(&c, &c.answers, answers + 2);
+	CHECK(v2 == v);
+	CHECK_INT(store_view_full(v), 1);
+	CHECK_INT(store_view_count(v), 7); /* the index still has uid 3 */
+	CHECK_INT(store_view_msg(v, 6)->uid, 7);
+	CHECK(store_view_highestmodseq(v) >= hms + 2);
+	/* Two holders, one idle: no hibernation. */
+	CHECK_INT(store_view_hibernate(v), -1);
+	store_view_idle(v, 1);
+	CHECK_INT(store_view_hibernate(v), 0);
+	store_view_idle(v, 0);
+	store_view_unref(&v2);
+	/* A wake of a full view answers on the next turn. */
+	store_view_wake(v, NULL, NULL);
+	answers = c.answers;
+	store_view_wake(v, on_wake, &c);
+	run_until(&c, &c.answers, answers + 1);
+	CHECK_INT(c.status, STORE_VIEW_OK);
+	CHECK_INT(store_view_full(v), 1);
+	store_view_idle(v, 0);
+	store_view_unref(&v);
+	teardown(&c);
+}
+
 int
 main(void)
 {
@@ -571,5 +647,6 @@ main(void)
 	CHECK_RUN(test_listing);
 	CHECK_RUN(test_apply_and_expunge_window);
 	CHECK_RUN(test_expunged_from_index);
+	CHECK_RUN(test_hibernate);
 	return check_summary();
 }
