@@ -6,7 +6,7 @@ set -eu
 
 PKGS="build-essential cmake ninja-build pkg-config clang clang-format
 libevent-dev libssl-dev libsqlite3-dev libcrypt-dev openssl
-python3 python3-pytest swaks strace postfix curl fetchmail isync offlineimap3
+python3 python3-pytest swaks libnet-ssleay-perl libio-socket-ssl-perl strace postfix curl fetchmail isync offlineimap3
 dovecot-core dovecot-lmtpd dovecot-imapd dovecot-pop3d"
 
 missing=""
