@@ -6,11 +6,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -72,6 +74,95 @@ store_handles_budget(void)
 	return n;
 }
 
+static uint64_t
+store_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* A handle the sweep took from its user, closed on a worker. */
+struct store_sweep_job {
+	struct store *store;
+	sqlite3 *db;
+};
+
+/* Worker: closes the handle (the last close may checkpoint the WAL). */
+static void
+store_sweep_close(void *arg)
+{
+	struct store_sweep_job *j = arg;
+
+	store_index_close(&j->db);
+}
+
+static void
+store_sweep_closed(void *arg)
+{
+	struct store_sweep_job *j = arg;
+
+	j->store->inflight--;
+	free(j);
+}
+
+/*
+ * Gives the memory freed since the last sweep (closed handles, hibernated
+ * views) back to the system: glibc keeps freed heap pages otherwise, and
+ * idle sessions are to cost what they hold, not what they once held.
+ */
+static void
+store_sweep_trim(struct store *store)
+{
+	uint64_t t0;
+
+	if (!store->trim_due)
+		return;
+	store->trim_due = 0;
+	t0 = store_now_us();
+	malloc_trim(0);
+	log_debug("event=store op=trim us=%llu",
+	    (unsigned long long)(store_now_us() - t0));
+}
+
+/*
+ * Loop thread, every STORE_HANDLE_IDLE / 2 seconds: the handles of users
+ * that ran nothing for STORE_HANDLE_IDLE seconds are closed, so thousands
+ * of users whose sessions idle hold no index handle, page cache or
+ * descriptor (DESIGN.md, "What an idle session costs").
+ */
+static void
+store_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct store *store = arg;
+	time_t now = time(NULL);
+	struct store_user *u, *prev;
+
+	store_sweep_trim(store);
+	for (u = TAILQ_LAST(&store->lru, store_user_list); u != NULL;
+	     u = prev) {
+		struct store_sweep_job *j;
+
+		prev = TAILQ_PREV(u, store_user_list, lru);
+		if (now - u->used < STORE_HANDLE_IDLE)
+			break;
+		if (u->busy || u->db == NULL)
+			continue;
+		j = xcalloc(1, sizeof(*j));
+		j->store = store;
+		j->db = u->db;
+		u->db = NULL;
+		TAILQ_REMOVE(&store->lru, u, lru);
+		u->in_lru = 0;
+		store->nopen--;
+		store->inflight++;
+		store->trim_due = 1;
+		store_deliver_submit(store, store_sweep_close,
+		    store_sweep_closed, j);
+	}
+}
+
 struct store *
 store_new(struct event_base *base, struct worker_pool *io, const char *dir,
     char *err, size_t errlen)
@@ -105,6 +196,11 @@ store_new(struct event_base *base, struct worker_pool *io, const char *dir,
 	TAILQ_INIT(&store->view_lru);
 	store->barrier_next = 1;
 	store_host_init(store);
+	store->sweep = event_new(base, -1, EV_PERSIST, store_sweep, store);
+	if (store->sweep == NULL ||
+	    event_add(store->sweep,
+	        &(struct timeval){STORE_HANDLE_IDLE / 2, 0}) < 0)
+		log_fatal("event=store error=\"cannot arm the handle sweep\"");
 	return store;
 }
 
@@ -119,6 +215,7 @@ store_free(struct store **storep)
 		event_base_loop(store->base, EVLOOP_ONCE);
 	if (store->kick != NULL)
 		event_free(store->kick);
+	event_free(store->sweep);
 	store_view_free_all(store);
 	store_watch_shutdown(store);
 	for (size_t i = 0; i < STORE_USER_BUCKETS; i++) {
@@ -223,6 +320,7 @@ store_task_run(void *arg)
 	if (u->db == NULL && store_user_open(u->dir, &u->db) < 0)
 		u->db = NULL;
 	t->run(t, u->db);
+	store_index_idle(u->db);
 }
 
 /*
@@ -308,6 +406,7 @@ store_user_take_handle(struct store *store, struct store_user *u)
 	struct store_user *v;
 	sqlite3 *victim = NULL;
 
+	u->used = time(NULL);
 	if (u->in_lru) {
 		TAILQ_REMOVE(&store->lru, u, lru);
 		TAILQ_INSERT_HEAD(&store->lru, u, lru);

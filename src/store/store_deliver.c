@@ -22,6 +22,7 @@
 #include "base/xmalloc.h"
 #include "net/worker.h"
 #include "store/store_int.h"
+#include "store/store_watch.h"
 
 enum store_op {
 	STORE_OP_COMMIT, /* staged and wanted: row, rename into new/ */
@@ -273,7 +274,16 @@ store_deliver_commit(struct store_ujob *uj)
 	if (!any)
 		return;
 	if (store_deliver_rows(uj) == 0) {
+		struct store_watch_keep keep = {0};
+
+		/* Our renames leave new/ as the last scan knew it, plus ours. */
+		if (uj->user->db != NULL)
+			store_watch_keep_begin(&keep, uj->user->db,
+			    uj->mailbox_id, uj->user->dir,
+			    STORE_WATCH_KEEP_NEW);
 		store_deliver_place(uj);
+		if (store_watch_keep_end(&keep, uj->user->db) < 0)
+			store_index_close(&uj->user->db);
 		return;
 	}
 	TAILQ_FOREACH(it, &uj->commit, link) {
@@ -336,6 +346,7 @@ store_deliver_ujob_run(void *arg)
 	if (store_deliver_open(uj) == 0) {
 		store_deliver_commit(uj);
 		store_deliver_stage(uj);
+		store_index_idle(uj->user->db);
 		return;
 	}
 	TAILQ_FOREACH(it, &uj->commit, link) {

@@ -4,7 +4,7 @@
  * exactly (RFC 3501 UIDs and UIDVALIDITY, RFC 7162 MODSEQ and expunge
  * tombstones, RFC 6154 special-use, RFC 9208 quota usage).
  *
- * Schema version 3, in <dir>/<user>/pushmail.sqlite (WAL, synchronous=FULL
+ * Schema version 4, in <dir>/<user>/pushmail.sqlite (WAL, synchronous=FULL
  * by default; deliveries in syncfs mode commit with NORMAL):
  *
  *   meta(key TEXT PRIMARY KEY, value INTEGER)
@@ -30,7 +30,9 @@
  *     adds prefix_size to find them in the file), subject, from_addr,
  *     to_addr, cc_addr,
  *     message_id, in_reply_to, refs (decoded search fields), date_sent)
- *     with an index on (mailbox_id, modseq)
+ *     with an index on (mailbox_id, modseq) and (version 4) the covering
+ *     index message_view on (mailbox_id, uid, flags, modseq, keywords), so
+ *     that loading a view reads a few bytes a message, not the whole row
  *   expunged(mailbox_id, uid, modseq) tombstones, index (mailbox_id, modseq)
  *   mailbox_keyword(mailbox_id, name) keywords defined in a mailbox
  *   pending_rename(seq, from_path, to_path) (version 3) renames of files
@@ -95,11 +97,21 @@ static const char store_index_v3[] =
     "CREATE TABLE pending_rename(seq INTEGER PRIMARY KEY,"
     " from_path TEXT NOT NULL, to_path TEXT NOT NULL);";
 
+/*
+ * Version 4: what a view load reads (store_view.c), apart from the wide
+ * message rows, which hold about 1 KiB each of cached envelope, structure
+ * and search fields.
+ */
+static const char store_index_v4[] =
+    "CREATE INDEX message_view ON message(mailbox_id, uid, flags, modseq,"
+    " keywords);";
+
 /* Migration i takes a database from user_version i to i + 1. */
 static const char *const store_index_migrations[] = {
     store_index_v1,
     store_index_v2,
     store_index_v3,
+    store_index_v4,
 };
 
 #define STORE_INDEX_VERSION                    \
@@ -198,6 +210,12 @@ store_index_open(const char *userdir, sqlite3 **out)
 		return -1;
 	}
 	sqlite3_busy_timeout(db, 10000);
+	/*
+	 * Thousands of users may have a handle open: the default lookaside
+	 * (about 120 KiB each) goes, a few KiB stay for the small
+	 * allocations of one statement.
+	 */
+	sqlite3_db_config(db, SQLITE_DBCONFIG_LOOKASIDE, NULL, 128, 32);
 	if (store_index_exec(db, "PRAGMA journal_mode=WAL") < 0 ||
 	    store_index_exec(db, "PRAGMA synchronous=FULL") < 0 ||
 	    store_index_migrate(db) < 0) {
@@ -206,6 +224,13 @@ store_index_open(const char *userdir, sqlite3 **out)
 	}
 	*out = db;
 	return 0;
+}
+
+void
+store_index_idle(sqlite3 *db)
+{
+	if (db != NULL)
+		sqlite3_db_release_memory(db);
 }
 
 void

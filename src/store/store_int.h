@@ -28,6 +28,8 @@
  */
 #define STORE_HANDLES_MIN 16
 #define STORE_HANDLES_MAX 1024
+/* Seconds a handle may stay open unused before the sweep closes it. */
+#define STORE_HANDLE_IDLE 30
 #define STORE_USER_BUCKETS 256
 
 struct store_item;
@@ -81,6 +83,7 @@ struct store_user {
 	TAILQ_ENTRY(store_user) ready_link;
 	TAILQ_ENTRY(store_user) lru; /* users holding a handle, newest first */
 	int in_lru;
+	time_t used;             /* when a job last took the handle */
 	struct store_user *next; /* hash chain */
 };
 
@@ -98,6 +101,8 @@ struct store {
 	struct store_user_list lru;
 	size_t nopen;
 	size_t handles_max;           /* from RLIMIT_NOFILE at store_new() */
+	struct event *sweep;          /* closes handles left unused */
+	int trim_due;                 /* memory was freed since the sweep */
 	size_t inflight;              /* deliveries not yet done */
 	struct store_djob_list idle;  /* deliveries with no user to work for */
 	struct store_user_list ready; /* users with work and no job yet */
@@ -222,6 +227,8 @@ int store_mailbox_redo(sqlite3 *db, const char *userdir);
 /* store_index.c */
 int store_index_open(const char *userdir, sqlite3 **out);
 void store_index_close(sqlite3 **db);
+/* After a job, on its worker: the handle's page cache goes (NULL is ok). */
+void store_index_idle(sqlite3 *db);
 int store_index_begin(sqlite3 *db);
 int store_index_commit(sqlite3 *db);
 int store_index_set_full_sync(sqlite3 *db, int full);

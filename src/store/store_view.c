@@ -847,6 +847,7 @@ store_view_hibernate(struct store_view *v)
 	}
 	store_view_forget(v);
 	v->mem = STORE_VIEW_HIBERNATED;
+	v->store->trim_due = 1;
 	return 0;
 }
 

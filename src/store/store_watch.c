@@ -34,9 +34,17 @@
 #define STORE_WATCH_SYSFLAGS                                          \
 	(STORE_FLAG_SEEN | STORE_FLAG_ANSWERED | STORE_FLAG_FLAGGED | \
 	    STORE_FLAG_DELETED | STORE_FLAG_DRAFT)
-#define STORE_WATCH_MASK                                            \
-	(IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE | IN_DELETE | \
-	    IN_ONLYDIR | IN_DONT_FOLLOW)
+/*
+ * A watch starts with the events of the directory itself; close-after-write
+ * of a file in it is added by a task after the view's load, because the
+ * kernel then marks every cached entry of the directory (tens of ms for
+ * 100,000 messages). That task compares the mtimes again, so a file
+ * written in between is found by a scan.
+ */
+#define STORE_WATCH_MASK_DIR                                    \
+	(IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR | \
+	    IN_DONT_FOLLOW | IN_MASK_ADD)
+#define STORE_WATCH_MASK (STORE_WATCH_MASK_DIR | IN_CLOSE_WRITE)
 
 /* One inotify watch of a folder's new/ (in_cur 0) or cur/. */
 struct store_watch_slot {
@@ -63,6 +71,7 @@ struct store_watch {
 	size_t npend;
 	int initial; /* the next task is the load scan (mtimes decide) */
 	int rescan;  /* the next task scans whole, mtimes or not */
+	int upgrade; /* after the load scan: add IN_CLOSE_WRITE (a job) */
 	int running; /* a reconciliation is queued or running */
 	int dropped; /* the view let go; freed when the task is done */
 	int dirty;   /* on set->dirty */
@@ -163,7 +172,8 @@ struct store_watch_task {
 	/* Results: */
 	struct store_mailbox mb;
 	char *folder;
-	int64_t mtime[2];
+	int64_t seen[2];  /* mtimes of new/ and cur/ before the scan, 0: none */
+	int64_t mtime[2]; /* what the scan records: seen, 0 when too fresh */
 	struct store_change *changes;
 	size_t nchanges;
 	char **renames; /* pairs: from, to; done after the commit */
@@ -252,28 +262,59 @@ store_watch_mailbox(struct store_watch_task *t, sqlite3 *db, int64_t stamp[2])
 	return rc == SQLITE_ROW ? 0 : -1;
 }
 
+/* The mtime of a directory in ns, or 0 when it cannot be read. */
+static int64_t
+store_watch_dir_mtime(const char *folder, int in_cur)
+{
+	char *path = xasprintf("%s/%s", folder, in_cur ? "cur" : "new");
+	struct stat sb;
+	int64_t ns = 0;
+
+	if (stat(path, &sb) == 0)
+		ns = store_watch_ns(&sb.st_mtim);
+	free(path);
+	return ns;
+}
+
 /*
- * Reads the mtimes of new/ and cur/ before a scan. A directory changed in
- * the last second gets 0 (never equal): a change in the same clock tick
- * would not move its mtime.
+ * Reads the mtimes of new/ and cur/ before a scan. One that a later change
+ * might leave as it is gets recorded as 0 (never equal): the kernel stamps
+ * a change with its coarse clock (or later), so once that clock has passed
+ * a nanosecond mtime, any change after the listing moves it; a file system
+ * that keeps whole seconds needs the second to be over.
  */
 static void
 store_watch_mtimes(struct store_watch_task *t)
 {
-	struct timespec now;
+	struct timespec now, tick;
+	int64_t ns, coarse;
 
+	for (int i = 0; i < 2; i++)
+		t->seen[i] = store_watch_dir_mtime(t->folder, i);
 	clock_gettime(CLOCK_REALTIME, &now);
+	clock_gettime(CLOCK_REALTIME_COARSE, &tick);
+	ns = store_watch_ns(&now);
+	coarse = store_watch_ns(&tick);
 	for (int i = 0; i < 2; i++) {
-		char *path = store_watch_path(t, i, NULL);
-		struct stat sb;
+		int64_t m = t->seen[i];
+		int whole = m % 1000000000 == 0;
 
 		t->mtime[i] = 0;
-		if (stat(path, &sb) == 0 &&
-		    store_watch_ns(&now) - store_watch_ns(&sb.st_mtim) >
-		        1000000000)
-			t->mtime[i] = store_watch_ns(&sb.st_mtim);
-		free(path);
+		if (m != 0 && ((!whole && coarse > m) || ns - m > 1000000000))
+			t->mtime[i] = m;
 	}
+}
+
+/*
+ * Whether both directories still have their recorded mtimes. A stamp was
+ * recorded only when a later change had to move the mtime (see above and
+ * store_watch_keep_end()), so a fresh mtime equal to it is as good.
+ */
+static int
+store_watch_unchanged(const struct store_watch_task *t, const int64_t stamp[2])
+{
+	return stamp[0] != 0 && stamp[1] != 0 && t->seen[0] == stamp[0] &&
+	    t->seen[1] == stamp[1];
 }
 
 static void
@@ -780,8 +821,7 @@ store_watch_run(struct store_task *task, sqlite3 *db)
 	    t->mb.dir[0] != '\0' ? "/" : "", t->mb.dir);
 	if (t->full) {
 		store_watch_mtimes(t);
-		if (t->use_mtime && t->mtime[0] != 0 &&
-		    t->mtime[0] == stamp[0] && t->mtime[1] == stamp[1])
+		if (t->use_mtime && store_watch_unchanged(t, stamp))
 			return;
 	}
 	if (store_index_begin(db) < 0)
@@ -811,10 +851,174 @@ fail:
 }
 
 /* ------------------------------------------------------------------ */
+/* Stamps kept through our own writes (worker). */
+
+void
+store_watch_keep_begin(struct store_watch_keep *k, sqlite3 *db,
+    int64_t mailbox_id, const char *folder, unsigned which)
+{
+	sqlite3_stmt *st;
+
+	*k = (struct store_watch_keep){.mailbox_id = mailbox_id};
+	if (sqlite3_prepare_v2(db,
+	        "SELECT scan_new_mtime, scan_cur_mtime FROM mailbox"
+	        " WHERE id = ?",
+	        -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		k->stamp[0] = sqlite3_column_int64(st, 0);
+		k->stamp[1] = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	for (int i = 0; i < 2; i++)
+		k->match[i] = (which & (1u << i)) && k->stamp[i] != 0 &&
+		    store_watch_dir_mtime(folder, i) == k->stamp[i];
+	if (k->match[0] || k->match[1])
+		k->folder = xstrdup(folder);
+}
+
+/* Records the new stamps, compared and set in one statement. */
+static int
+store_watch_keep_write(struct store_watch_keep *k, sqlite3 *db,
+    const int64_t now[2])
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db,
+	        "UPDATE mailbox SET scan_new_mtime = ?4, scan_cur_mtime = ?5"
+	        " WHERE id = ?1 AND scan_new_mtime = ?2"
+	        " AND scan_cur_mtime = ?3",
+	        -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, k->mailbox_id);
+	sqlite3_bind_int64(st, 2, k->stamp[0]);
+	sqlite3_bind_int64(st, 3, k->stamp[1]);
+	sqlite3_bind_int64(st, 4, now[0]);
+	sqlite3_bind_int64(st, 5, now[1]);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_watch_keep_end(struct store_watch_keep *k, sqlite3 *db)
+{
+	int64_t now[2] = {k->stamp[0], k->stamp[1]};
+	int change = 0, r = 0;
+
+	if (k->folder == NULL)
+		return 0;
+	for (int i = 0; i < 2; i++) {
+		int64_t m =
+		    k->match[i] ? store_watch_dir_mtime(k->folder, i) : 0;
+
+		/* Whole seconds: this file system cannot show a later change
+		 * in the same second. */
+		if (m != 0 && m % 1000000000 != 0 && m != now[i]) {
+			now[i] = m;
+			change = 1;
+		}
+	}
+	free(k->folder);
+	k->folder = NULL;
+	if (!change || store_index_set_full_sync(db, 0) < 0)
+		return 0;
+	if (store_watch_keep_write(k, db, now) < 0)
+		log_warn("event=store op=keep_stamp error=\"%s\"",
+		    sqlite3_errmsg(db));
+	if (store_index_set_full_sync(db, 1) < 0)
+		r = -1;
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
 /* Watches and batches (loop thread). */
 
 static void store_watch_submit(struct store_watch *w);
 static void store_watch_free(struct store_watch *w);
+
+/* The job that adds IN_CLOSE_WRITE to a folder's two watches. */
+struct store_watch_up {
+	struct store_watch *w; /* loop thread only */
+	int fd;
+	char *path[2];
+	int wd[2];
+};
+
+/* Worker: the kernel marks each cached entry of the directories here. */
+static void
+store_watch_up_run(void *arg)
+{
+	struct store_watch_up *up = arg;
+
+	for (int i = 0; i < 2; i++)
+		up->wd[i] =
+		    inotify_add_watch(up->fd, up->path[i], STORE_WATCH_MASK);
+}
+
+/*
+ * A watch the job made that no slot holds (the view let go meanwhile, or
+ * the directory was replaced): removed unless another slot shares it.
+ */
+static void
+store_watch_wd_release(struct store_watch_set *set, int wd)
+{
+	for (struct store_watch_slot *s =
+	         set->buckets[wd % STORE_WATCH_BUCKETS];
+	     s != NULL; s = s->next)
+		if (s->wd == wd && s->alive)
+			return;
+	inotify_rm_watch(set->fd, wd);
+}
+
+/*
+ * Loop thread: a file written in place before the upgrade raised no event,
+ * but moved the directory's mtime, so the mtimes are compared once more.
+ */
+static void
+store_watch_up_done(void *arg)
+{
+	struct store_watch_up *up = arg;
+	struct store_watch *w = up->w;
+
+	for (int i = 0; i < 2; i++) {
+		if (up->wd[i] >= 0 &&
+		    (w->dropped || up->wd[i] != w->slot[i].wd))
+			store_watch_wd_release(w->set, up->wd[i]);
+		free(up->path[i]);
+	}
+	free(up);
+	w->set->store->inflight--;
+	w->running = 0;
+	if (w->dropped) {
+		store_watch_free(w);
+		return;
+	}
+	w->initial = 1;
+	store_watch_submit(w);
+}
+
+/*
+ * Loop thread, after the load scan: a job outside the user's queue, so
+ * that the view's load and the session's next task need not wait for it.
+ */
+static void
+store_watch_upgrade(struct store_watch *w, const char *folder)
+{
+	struct store_watch_up *up = xcalloc(1, sizeof(*up));
+
+	w->upgrade = 0;
+	w->running = 1;
+	up->w = w;
+	up->fd = w->set->fd;
+	up->path[0] = xasprintf("%s/new", folder);
+	up->path[1] = xasprintf("%s/cur", folder);
+	w->set->store->inflight++; /* store_free() waits for it */
+	store_deliver_submit(w->set->store, store_watch_up_run,
+	    store_watch_up_done, up);
+}
 
 /* Loop thread: announces the changes, then runs the next batch. */
 static void
@@ -842,6 +1046,11 @@ store_watch_done(struct store_task *task)
 	if (t->failed_rename && !t->full)
 		w->rescan = 1;
 	w->running = 0;
+	if (w->upgrade && !w->dropped && t->folder != NULL) {
+		store_watch_upgrade(w, t->folder);
+		store_watch_task_free(t);
+		return;
+	}
 	store_watch_task_free(t);
 	if (w->dropped)
 		store_watch_free(w);
@@ -1020,7 +1229,7 @@ store_watch_slot_add(struct store_watch *w, const char *folder, int in_cur)
 		return;
 	path = xasprintf("%s%s%s/%s", w->user->dir, folder[0] ? "/" : "",
 	    folder, in_cur ? "cur" : "new");
-	s->wd = inotify_add_watch(set->fd, path, STORE_WATCH_MASK);
+	s->wd = inotify_add_watch(set->fd, path, STORE_WATCH_MASK_DIR);
 	if (s->wd < 0 && errno != ENOENT)
 		log_warn("event=store op=inotify_add_watch path=%s error=\"%s\"",
 		    path, strerror(errno));
@@ -1080,6 +1289,7 @@ store_watch_add(struct store *store, struct store_user *u, const char *mailbox)
 	free(folder);
 	TAILQ_INSERT_TAIL(&w->set->all, w, all_link);
 	w->initial = 1;
+	w->upgrade = set->fd >= 0;
 	store_watch_submit(w);
 	return w;
 }

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct sqlite3;
 struct store;
 struct store_user;
 struct store_watch;
@@ -78,5 +79,45 @@ void store_watch_drop(struct store_watch **w);
  * closes the inotify descriptor.
  */
 void store_watch_shutdown(struct store *store);
+
+/* Bits of STORE_WATCH_KEEP_*: the directories a write changes. */
+#define STORE_WATCH_KEEP_NEW 1
+#define STORE_WATCH_KEEP_CUR 2
+
+/*
+ * What store_watch_keep_begin() saw of a folder before one of our writes.
+ * Opaque to callers; on their stack.
+ */
+struct store_watch_keep {
+	int64_t mailbox_id;
+	char *folder;
+	int64_t stamp[2]; /* the recorded mtimes of new/ and cur/ */
+	int match[2];     /* the directory still had its recorded mtime */
+};
+
+/*
+ * Keeping the scan stamps current through the store's own writes, so that
+ * a view load after our deliveries can skip the directory scan. On the
+ * worker of a user job or task, around renames or unlinks of our own in
+ * new/ and cur/ (which: STORE_WATCH_KEEP_* bits) of the folder (absolute
+ * path) of mailbox mailbox_id. begin() reads the recorded mtimes and
+ * stats the directories; call it right before the first rename, after the
+ * job's own transaction committed. end() stats them again and, for each
+ * one that had its recorded mtime before, records its mtime now: nothing
+ * foreign changed it since the last reconciliation, and our own change is
+ * in the index already. It runs its own short transaction with
+ * synchronous=NORMAL (a lost stamp only costs a scan) and puts the handle
+ * back to FULL. Returns 0, or -1 when db could not go back to FULL (the
+ * caller closes it). A folder on a file system without sub-second mtimes
+ * is never kept: a change in the same second would not show.
+ * FIXME(watch-keep): a foreign file written into the folder between
+ * begin() and the end of the clock tick of our last rename (microseconds
+ * to a few milliseconds) while no view watches the folder is picked up
+ * only by the next reconciliation that scans (a later foreign change, an
+ * inotify overflow, or the start-up recovery).
+ */
+void store_watch_keep_begin(struct store_watch_keep *k, struct sqlite3 *db,
+    int64_t mailbox_id, const char *folder, unsigned which);
+int store_watch_keep_end(struct store_watch_keep *k, struct sqlite3 *db);
 
 #endif

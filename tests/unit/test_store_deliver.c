@@ -207,7 +207,7 @@ test_user_create(void)
 		free(p2);
 	}
 	db = open_index(&c, "alice");
-	CHECK_INT(sql_int(db, "PRAGMA user_version"), 3);
+	CHECK_INT(sql_int(db, "PRAGMA user_version"), 4);
 	CHECK_INT(sql_int(db, "SELECT count(*) FROM mailbox"), 6);
 	CHECK_INT(sql_int(db, "SELECT count(*) FROM subscription"), 6);
 	CHECK_INT(sql_int(db,
