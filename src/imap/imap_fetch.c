@@ -3,7 +3,8 @@
  * sections 6.4.5 and 7.5.2): the set is resolved against the session's
  * view, the store reads the messages in chunks on the I/O pool, and each
  * chunk is written once the connection's output has drained, so a large
- * FETCH holds at most one chunk in memory beyond the output bound.
+ * FETCH holds at most one chunk in memory beyond the output bound. A FETCH
+ * of only UID, FLAGS and MODSEQ is answered from the view in slices.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,16 @@
 #define FETCH_DATA_ITEMS \
 	(IMAP_FETCH_RFC822 | IMAP_FETCH_RFC822_HEADER | IMAP_FETCH_RFC822_TEXT)
 
+/* Items the shared view holds: a FETCH of only these skips the store. */
+#define FETCH_FAST_ITEMS (IMAP_FETCH_FLAGS | IMAP_FETCH_UID | IMAP_FETCH_MODSEQ)
+
+/* Messages the fast path writes per loop turn. */
+#define FETCH_FAST_SLICE 2000
+
+/* The system flags by STORE_FLAG_* bit. */
+static const char *const imap_fetch_sysflags[] = {"\\Seen", "\\Answered",
+    "\\Flagged", "\\Deleted", "\\Draft"};
+
 /* A FETCH in progress: input is paused until it ends. */
 struct imap_fetch_req {
 	struct imap_async async; /* first */
@@ -48,9 +59,12 @@ struct imap_fetch_req {
 	struct evbuffer *out; /* the conn's, while waiting for a drain */
 	struct event *watch;  /* notices a session gone while waiting */
 	struct imap_seqset vanished; /* VANISHED: the UID set asked */
+	int fast;           /* answered from the view (FETCH_FAST_ITEMS) */
+	struct event *turn; /* fast: the next slice, on the next loop turn */
 };
 
 static void imap_fetch_next(struct imap_fetch_req *req);
+static void imap_fetch_fast_later(struct imap_fetch_req *req, long usec);
 static void imap_fetch_on_output(struct evbuffer *buf,
     const struct evbuffer_cb_info *info, void *arg);
 
@@ -76,6 +90,8 @@ imap_fetch_req_free(struct imap_fetch_req *req)
 		req->async.s->async = NULL;
 	if (req->watch != NULL)
 		event_free(req->watch);
+	if (req->turn != NULL)
+		event_free(req->turn);
 	for (size_t k = 0; req->binary != NULL && k < req->att.nsections; k++)
 		free(req->binary[k]);
 	free(req->binary);
@@ -92,7 +108,8 @@ imap_fetch_finish(struct imap_fetch_req *req, const char *fail)
 {
 	struct imap_session *s = req->async.s;
 
-	if (s != NULL && s->conn != NULL) {
+	/* After a BYE (the mailbox went away) nothing more is said. */
+	if (s != NULL && s->conn != NULL && s->phase != IMAP_PHASE_CLOSING) {
 		if (fail != NULL)
 			imap_session_printf(s, "%s NO %s", req->tag, fail);
 		else if (req->unknown_cte)
@@ -123,8 +140,6 @@ imap_fetch_is_recent(const struct imap_selected *sel, uint32_t uid)
 static void
 imap_fetch_put_flags(struct imap_session *s, struct evbuffer *out, uint32_t i)
 {
-	static const char *const sys[] = {"\\Seen", "\\Answered", "\\Flagged",
-	    "\\Deleted", "\\Draft"};
 	const struct store_view *v = s->sel->view;
 	const struct store_view_msg *m = store_view_msg(v, i);
 	const uint32_t *kw;
@@ -135,7 +150,7 @@ imap_fetch_put_flags(struct imap_session *s, struct evbuffer *out, uint32_t i)
 	for (unsigned b = 0; b < 5; b++) {
 		if ((m->flags & (1u << b)) == 0)
 			continue;
-		evbuffer_add_printf(out, "%s%s", sep, sys[b]);
+		evbuffer_add_printf(out, "%s%s", sep, imap_fetch_sysflags[b]);
 		sep = " ";
 	}
 	for (size_t k = 0; k < nkw; k++, sep = " ")
@@ -421,7 +436,11 @@ imap_fetch_on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 	    imap_fetch_over_limit(s))
 		return;
 	imap_fetch_unwait(req);
-	imap_fetch_next(req);
+	/* The fast path writes; not from inside this buffer's callback. */
+	if (req->fast)
+		imap_fetch_fast_later(req, 0);
+	else
+		imap_fetch_next(req);
 }
 
 /*
@@ -449,6 +468,230 @@ imap_fetch_wait(struct imap_fetch_req *req)
 		req->watch = event_new(s->srv->base, -1, EV_PERSIST,
 		    imap_fetch_on_watch, req);
 	event_add(req->watch, &sec);
+}
+
+/* ------------------------------------------------------------------ */
+/* The fast path: UID, FLAGS and MODSEQ from the view, on the loop. */
+
+/* The lines of one slice, added to the output at once. */
+struct imap_fetch_buf {
+	char *p;
+	size_t len, cap;
+};
+
+/* One message of a slice: its UID, view index and sequence number. */
+struct imap_fetch_fast_msg {
+	uint32_t uid, i, seq;
+};
+
+static void
+imap_fetch_buf_add(struct imap_fetch_buf *b, const char *p, size_t len)
+{
+	if (b->cap - b->len < len) {
+		while (b->cap - b->len < len)
+			b->cap = b->cap > 0 ? b->cap * 2 : 64 * 1024;
+		b->p = xrealloc(b->p, b->cap);
+	}
+	memcpy(b->p + b->len, p, len);
+	b->len += len;
+}
+
+static void
+imap_fetch_buf_str(struct imap_fetch_buf *b, const char *str)
+{
+	imap_fetch_buf_add(b, str, strlen(str));
+}
+
+/* v in decimal; a printf per item costs more than the rest together. */
+static void
+imap_fetch_buf_num(struct imap_fetch_buf *b, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do {
+		tmp[sizeof(tmp) - ++n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	imap_fetch_buf_add(b, tmp + sizeof(tmp) - n, n);
+}
+
+/* " FLAGS (...)" of message i, byte for byte as imap_fetch_put_flags(). */
+static void
+imap_fetch_fast_flags(struct imap_session *s, struct imap_fetch_buf *b,
+    uint32_t i)
+{
+	const struct store_view *v = s->sel->view;
+	const struct store_view_msg *m = store_view_msg(v, i);
+	const uint32_t *kw;
+	size_t nkw = store_view_msg_keywords(v, i, &kw);
+	int first = 1;
+
+	imap_fetch_buf_str(b, " FLAGS (");
+	for (unsigned f = 0; f < 5; f++) {
+		if ((m->flags & (1u << f)) == 0)
+			continue;
+		imap_fetch_buf_str(b, first ? "" : " ");
+		imap_fetch_buf_str(b, imap_fetch_sysflags[f]);
+		first = 0;
+	}
+	for (size_t k = 0; k < nkw; k++, first = 0) {
+		imap_fetch_buf_str(b, first ? "" : " ");
+		imap_fetch_buf_str(b, store_view_keyword(v, kw[k]));
+	}
+	if ((s->enabled & IMAP_ENABLED_IMAP4REV2) == 0 &&
+	    imap_select_is_recent(s->sel, m->uid))
+		imap_fetch_buf_str(b, first ? "\\Recent" : " \\Recent");
+	imap_fetch_buf_add(b, ")", 1);
+}
+
+/* The line of one message: the items in imap_fetch_put_msg()'s order. */
+static void
+imap_fetch_fast_line(struct imap_fetch_req *req, struct imap_fetch_buf *b,
+    const struct imap_fetch_fast_msg *fm)
+{
+	struct imap_session *s = req->async.s;
+
+	imap_fetch_buf_str(b, "* ");
+	imap_fetch_buf_num(b, fm->seq);
+	imap_fetch_buf_str(b, " FETCH (UID ");
+	imap_fetch_buf_num(b, fm->uid);
+	if (req->att.flags & IMAP_FETCH_FLAGS)
+		imap_fetch_fast_flags(s, b, fm->i);
+	if (req->att.flags & IMAP_FETCH_MODSEQ) {
+		imap_fetch_buf_str(b, " MODSEQ (");
+		imap_fetch_buf_num(b,
+		    store_view_msg(s->sel->view, fm->i)->modseq);
+		imap_fetch_buf_add(b, ")", 1);
+	}
+	imap_fetch_buf_add(b, ")\r\n", 3);
+}
+
+/*
+ * The expunges withheld from the client below fm's UID: its sequence
+ * number less the view's. It never falls as the UID grows.
+ */
+static uint32_t
+imap_fetch_fast_gap(struct imap_session *s,
+    const struct imap_fetch_fast_msg *fm)
+{
+	return imap_select_seq(s, fm->uid) - fm->i - 1;
+}
+
+/*
+ * Sets the sequence numbers of msgs[lo..hi], whose ends have the gaps glo
+ * and ghi. imap_select_seq() walks the expunge window, so it is asked only
+ * where the gap changes, found by halving: twice per slice when no expunge
+ * is withheld.
+ */
+static void
+imap_fetch_fast_seqs(struct imap_session *s, struct imap_fetch_fast_msg *msgs,
+    size_t lo, size_t hi, uint32_t glo, uint32_t ghi)
+{
+	size_t mid = lo + (hi - lo) / 2;
+	uint32_t gmid;
+
+	if (glo == ghi || hi - lo <= 1) {
+		for (size_t k = lo; k <= hi; k++)
+			msgs[k].seq = msgs[k].i + 1 + (k == hi ? ghi : glo);
+		return;
+	}
+	gmid = imap_fetch_fast_gap(s, &msgs[mid]);
+	imap_fetch_fast_seqs(s, msgs, lo, mid, glo, gmid);
+	imap_fetch_fast_seqs(s, msgs, mid, hi, gmid, ghi);
+}
+
+/*
+ * The messages of the slice still in the view, looked up afresh: a
+ * message expunged since the FETCH began is left out (RFC 2180 section
+ * 4.1.3 lets a server omit it; its EXPUNGE comes after the FETCH).
+ */
+static size_t
+imap_fetch_fast_collect(struct imap_fetch_req *req, size_t end,
+    struct imap_fetch_fast_msg *msgs)
+{
+	const struct store_view *v = req->async.s->sel->view;
+	size_t k = 0;
+
+	for (size_t j = req->next; j < end; j++) {
+		int64_t x = store_view_find(v, req->uids[j]);
+
+		if (x < 0)
+			continue;
+		msgs[k].uid = req->uids[j];
+		msgs[k].i = (uint32_t)x;
+		k++;
+	}
+	if (k > 0)
+		imap_fetch_fast_seqs(req->async.s, msgs, 0, k - 1,
+		    imap_fetch_fast_gap(req->async.s, &msgs[0]),
+		    imap_fetch_fast_gap(req->async.s, &msgs[k - 1]));
+	return k;
+}
+
+static void
+imap_fetch_on_turn(evutil_socket_t fd, short what, void *arg)
+{
+	imap_fetch_next(arg);
+}
+
+/*
+ * The next slice runs on the next loop turn, after the loop has polled,
+ * so other connections are served in between.
+ */
+static void
+imap_fetch_fast_later(struct imap_fetch_req *req, long usec)
+{
+	struct timeval tv = {0, usec};
+
+	if (req->turn == NULL)
+		req->turn = evtimer_new(req->async.s->srv->base,
+		    imap_fetch_on_turn, req);
+	evtimer_add(req->turn, &tv);
+}
+
+/*
+ * Writes up to FETCH_FAST_SLICE messages with one evbuffer_add(), then
+ * ends, waits for the output to drain, or goes on next turn.
+ */
+static void
+imap_fetch_fast_slice(struct imap_fetch_req *req)
+{
+	struct imap_session *s = req->async.s;
+	size_t end = req->n - req->next > FETCH_FAST_SLICE ?
+	    req->next + FETCH_FAST_SLICE :
+	    req->n;
+	struct imap_fetch_fast_msg *msgs;
+	struct imap_fetch_buf b = {0};
+	size_t k;
+
+	if (s->sel == NULL || !store_view_full(s->sel->view)) {
+		imap_fetch_finish(req, "[UNAVAILABLE] Cannot read the mailbox");
+		return;
+	}
+	/*
+	 * While the index's tombstones are read (imap_select.c), the
+	 * withheld expunges are not known, nor the client's numbers.
+	 */
+	if (s->sel->catchup != NULL) {
+		imap_fetch_fast_later(req, 1000);
+		return;
+	}
+	msgs = xcalloc(end - req->next, sizeof(*msgs));
+	k = imap_fetch_fast_collect(req, end, msgs);
+	for (size_t j = 0; j < k; j++)
+		imap_fetch_fast_line(req, &b, &msgs[j]);
+	if (b.len > 0)
+		evbuffer_add(conn_output(s->conn), b.p, b.len);
+	free(b.p);
+	free(msgs);
+	req->next = end;
+	if (req->next >= req->n)
+		imap_fetch_finish(req, NULL);
+	else if (imap_fetch_over_limit(s))
+		imap_fetch_wait(req);
+	else
+		imap_fetch_fast_later(req, 0);
 }
 
 static void
@@ -562,11 +805,14 @@ imap_fetch_next(struct imap_fetch_req *req)
 {
 	struct imap_session *s = req->async.s;
 
-	if (req->next >= req->n || s == NULL || s->conn == NULL) {
+	if (req->next >= req->n || s == NULL || s->conn == NULL ||
+	    s->phase == IMAP_PHASE_CLOSING) {
 		imap_fetch_finish(req, NULL);
 		return;
 	}
-	if (!imap_fetch_set_seen(req))
+	if (req->fast)
+		imap_fetch_fast_slice(req);
+	else if (!imap_fetch_set_seen(req))
 		imap_fetch_read(req);
 }
 
@@ -736,6 +982,8 @@ imap_fetch_start(struct imap_session *s, struct imap_cmd *cmd,
 		imap_fetch_req_free(req);
 		return;
 	}
+	req->fast = (req->att.flags & ~FETCH_FAST_ITEMS) == 0 &&
+	    req->att.nsections == 0;
 	req->what = imap_fetch_what(&req->att);
 	req->binary = imap_fetch_binary_parts(&req->att);
 	req->seen = !s->sel->readonly && imap_fetch_sets_seen(&req->att);
