@@ -105,6 +105,16 @@ int conn_starttls(struct conn *conn, SSL_CTX *tls);
  */
 void conn_shutdown(struct conn *conn);
 
+/*
+ * A sleepy connection frees its bufferevent whenever nothing is buffered
+ * and makes it again on input or on any use: for sessions that wait long
+ * (IMAP IDLE). Off again at conn_shutdown().
+ */
+void conn_set_sleepy(struct conn *conn, int sleepy);
+
+/* 1 while a sleepy connection holds no bufferevent (for tests and logs). */
+int conn_is_asleep(const struct conn *conn);
+
 /* Closes the socket at once and frees conn; sets *conn to NULL. */
 void conn_free(struct conn **conn);
 
