@@ -1,6 +1,12 @@
 /*
  * Worker pools: a locked job queue served by threads, and an eventfd that
  * wakes the loop thread to run completions in the order jobs finished.
+ *
+ * Threads start when jobs outnumber the waiting threads (up to the pool's
+ * size) and end after idle_exit seconds without work: a thread that
+ * ends hands its malloc cache back (glibc keeps up to a few hundred freed
+ * chunks per thread, each pinning a page), so a quiet server costs what it
+ * holds, not what its busiest minute left behind.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -12,11 +18,16 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <time.h>
+
 #include <event2/event.h>
 
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "net/worker.h"
+
+/* Seconds a thread waits for work before it ends, by default. */
+#define WORKER_IDLE_EXIT 10
 
 struct worker_job {
 	worker_run_cb run;
@@ -33,7 +44,8 @@ struct worker_list {
 struct worker_pool {
 	char *name;
 	pthread_mutex_t lock;
-	pthread_cond_t wake;
+	pthread_cond_t wake;      /* work queued, or stopping */
+	pthread_cond_t gone;      /* a thread ended */
 	struct worker_list queue; /* waiting for a thread */
 	struct worker_list done;  /* finished, completion not yet run */
 	size_t queued;
@@ -43,8 +55,10 @@ struct worker_pool {
 	int nice_incr;
 	int efd;
 	struct event *ev;
-	pthread_t *threads;
-	unsigned nthreads;
+	unsigned nthreads;  /* at most */
+	unsigned live;      /* started and not ended */
+	unsigned waiting;   /* live and waiting for work */
+	unsigned idle_exit; /* seconds without work before a thread ends */
 };
 
 static void
@@ -67,28 +81,50 @@ worker_list_take_all(struct worker_list *l)
 	return head;
 }
 
+/*
+ * Waits for work until idle_exit seconds have passed or the pool
+ * stops; returns the next job, or NULL when the thread is to end. Called
+ * and returns with the lock held.
+ */
+static struct worker_job *
+worker_next(struct worker_pool *pool)
+{
+	struct timespec until;
+	struct worker_job *job;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += pool->idle_exit;
+	while (pool->queue.head == NULL && !pool->stopping) {
+		int r;
+
+		pool->waiting++;
+		r = pthread_cond_timedwait(&pool->wake, &pool->lock, &until);
+		pool->waiting--;
+		if (r == ETIMEDOUT && pool->queue.head == NULL)
+			return NULL;
+	}
+	job = pool->queue.head;
+	if (job == NULL)
+		return NULL;
+	pool->queue.head = job->next;
+	if (pool->queue.head == NULL)
+		pool->queue.tail = NULL;
+	pool->queued--;
+	return job;
+}
+
 static void *
 worker_main(void *arg)
 {
 	struct worker_pool *pool = arg;
 	uint64_t one = 1;
+	struct worker_job *job;
 
 	if (pool->nice_incr > 0)
 		setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
 		    pool->nice_incr);
 	pthread_mutex_lock(&pool->lock);
-	for (;;) {
-		struct worker_job *job;
-
-		while (pool->queue.head == NULL && !pool->stopping)
-			pthread_cond_wait(&pool->wake, &pool->lock);
-		job = pool->queue.head;
-		if (job == NULL)
-			break;
-		pool->queue.head = job->next;
-		if (pool->queue.head == NULL)
-			pool->queue.tail = NULL;
-		pool->queued--;
+	while ((job = worker_next(pool)) != NULL) {
 		pool->running++;
 		pthread_mutex_unlock(&pool->lock);
 
@@ -102,8 +138,39 @@ worker_main(void *arg)
 			log_error("event=worker pool=%s error=\"%s\"",
 			    pool->name, strerror(errno));
 	}
+	/* After this unlock the pool may be freed: touch nothing of it. */
+	pool->live--;
+	pthread_cond_signal(&pool->gone);
 	pthread_mutex_unlock(&pool->lock);
 	return NULL;
+}
+
+/*
+ * Starts a thread when the jobs waiting outnumber the threads waiting and
+ * the pool has room. Called with the lock held.
+ */
+static void
+worker_spawn(struct worker_pool *pool)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int r;
+
+	if (pool->queued <= pool->waiting || pool->live >= pool->nthreads)
+		return;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	r = pthread_create(&t, &attr, worker_main, pool);
+	pthread_attr_destroy(&attr);
+	if (r == 0) {
+		pool->live++;
+		return;
+	}
+	/* With one thread left the jobs still run, later. */
+	if (pool->live == 0)
+		log_fatal("event=worker pool=%s error=\"%s\"", pool->name,
+		    strerror(r));
+	log_error("event=worker pool=%s error=\"%s\"", pool->name, strerror(r));
 }
 
 static void
@@ -139,13 +206,19 @@ worker_pool_new(struct event_base *base, const char *name, unsigned nthreads,
     int nice_incr, size_t max_queue)
 {
 	struct worker_pool *pool = xcalloc(1, sizeof(*pool));
+	pthread_condattr_t ca;
 
 	pool->name = xstrdup(name);
 	pool->max_queue = max_queue;
 	pool->nice_incr = nice_incr;
 	pool->nthreads = nthreads ? nthreads : 1;
+	pool->idle_exit = WORKER_IDLE_EXIT;
 	pthread_mutex_init(&pool->lock, NULL);
-	pthread_cond_init(&pool->wake, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&pool->wake, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&pool->gone, NULL);
 	pool->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (pool->efd < 0)
 		log_fatal("event=worker pool=%s error=\"eventfd: %s\"", name,
@@ -153,15 +226,6 @@ worker_pool_new(struct event_base *base, const char *name, unsigned nthreads,
 	pool->ev = event_new(base, pool->efd, EV_READ | EV_PERSIST,
 	    worker_on_wake, pool);
 	event_add(pool->ev, NULL);
-	pool->threads = xcalloc(pool->nthreads, sizeof(*pool->threads));
-	for (unsigned i = 0; i < pool->nthreads; i++) {
-		int r =
-		    pthread_create(&pool->threads[i], NULL, worker_main, pool);
-
-		if (r != 0)
-			log_fatal("event=worker pool=%s error=\"%s\"", name,
-			    strerror(r));
-	}
 	return pool;
 }
 
@@ -182,9 +246,29 @@ worker_pool_submit(struct worker_pool *pool, worker_run_cb run,
 	job->arg = arg;
 	worker_list_push(&pool->queue, job);
 	pool->queued++;
+	worker_spawn(pool);
 	pthread_cond_signal(&pool->wake);
 	pthread_mutex_unlock(&pool->lock);
 	return 0;
+}
+
+void
+worker_pool_set_idle_exit(struct worker_pool *pool, unsigned seconds)
+{
+	pthread_mutex_lock(&pool->lock);
+	pool->idle_exit = seconds > 0 ? seconds : 1;
+	pthread_mutex_unlock(&pool->lock);
+}
+
+unsigned
+worker_pool_threads(struct worker_pool *pool)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&pool->lock);
+	n = pool->live;
+	pthread_mutex_unlock(&pool->lock);
+	return n;
 }
 
 size_t
@@ -208,16 +292,16 @@ worker_pool_free(struct worker_pool **poolp)
 	pthread_mutex_lock(&pool->lock);
 	pool->stopping = 1;
 	pthread_cond_broadcast(&pool->wake);
-	pthread_mutex_unlock(&pool->lock);
 	/* Threads drain the queue before they see stopping. */
-	for (unsigned i = 0; i < pool->nthreads; i++)
-		pthread_join(pool->threads[i], NULL);
+	while (pool->live > 0)
+		pthread_cond_wait(&pool->gone, &pool->lock);
+	pthread_mutex_unlock(&pool->lock);
 	worker_run_done(pool);
 	event_free(pool->ev);
 	close(pool->efd);
 	pthread_mutex_destroy(&pool->lock);
 	pthread_cond_destroy(&pool->wake);
-	free(pool->threads);
+	pthread_cond_destroy(&pool->gone);
 	free(pool->name);
 	free(pool);
 	*poolp = NULL;

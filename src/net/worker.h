@@ -17,7 +17,8 @@ typedef void (*worker_run_cb)(void *arg);
 typedef void (*worker_done_cb)(void *arg);
 
 /*
- * Starts nthreads threads named name. nice_incr > 0 lowers their scheduling
+ * A pool of up to nthreads threads named name, started as work comes and
+ * ended after some seconds without it. nice_incr > 0 lowers their scheduling
  * priority (the password pool uses it so hashing never delays deliveries).
  * max_queue bounds the jobs waiting for a thread (0: unbounded).
  * evthread_use_pthreads() must have been called before base was made.
@@ -32,6 +33,12 @@ struct worker_pool *worker_pool_new(struct event_base *base, const char *name,
  */
 int worker_pool_submit(struct worker_pool *pool, worker_run_cb run,
     worker_done_cb done, void *arg);
+
+/* Seconds a thread waits for work before it ends (default 10). */
+void worker_pool_set_idle_exit(struct worker_pool *pool, unsigned seconds);
+
+/* Threads alive now (they start with work and end when idle). */
+unsigned worker_pool_threads(struct worker_pool *pool);
 
 /* Jobs queued and running; for metrics and tests. */
 size_t worker_pool_pending(struct worker_pool *pool);

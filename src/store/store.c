@@ -110,14 +110,17 @@ store_sweep_closed(void *arg)
 /*
  * Gives the memory freed since the last sweep (closed handles, hibernated
  * views) back to the system: glibc keeps freed heap pages otherwise, and
- * idle sessions are to cost what they hold, not what they once held.
+ * idle sessions are to cost what they hold, not what they once held. It
+ * waits until the I/O threads have ended (worker.c): a live thread's malloc
+ * cache pins pages that no trim can release.
  */
 static void
 store_sweep_trim(struct store *store)
 {
 	uint64_t t0;
 
-	if (!store->trim_due)
+	if (!store->trim_due || store->inflight > 0 ||
+	    worker_pool_threads(store->io) > 0)
 		return;
 	store->trim_due = 0;
 	t0 = store_now_us();
@@ -224,8 +227,6 @@ store_free(struct store **storep)
 		for (u = store->users[i]; u != NULL; u = next) {
 			next = u->next;
 			store_index_close(&u->db);
-			free(u->name);
-			free(u->dir);
 			free(u);
 		}
 	}
@@ -286,9 +287,11 @@ store_user_get(struct store *store, const char *name)
 			return u;
 	if (!store_maildir_user_ok(name))
 		return NULL;
-	u = xcalloc(1, sizeof(*u));
-	u->name = xstrdup(name);
-	u->dir = xasprintf("%s/%s", store->dir, name);
+	/* One allocation: the struct, then "<store dir>/<name>". */
+	u = xcalloc(1, sizeof(*u) + strlen(store->dir) + 1 + strlen(name) + 1);
+	u->dir = (char *)(u + 1);
+	sprintf(u->dir, "%s/%s", store->dir, name);
+	u->name = u->dir + strlen(store->dir) + 1;
 	TAILQ_INIT(&u->stage);
 	TAILQ_INIT(&u->commit);
 	TAILQ_INIT(&u->tasks);

@@ -1,6 +1,8 @@
 /* Unit tests for the worker pool: jobs run off the loop, completions on it. */
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -88,9 +90,82 @@ test_queue_bound(void)
 	event_base_free(base);
 }
 
+/* Jobs that return only once all of them run at the same time. */
+struct meet {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	int arrived, want, all_met;
+	int *completed;
+	struct event_base *base;
+};
+
+static void
+meet_run(void *arg)
+{
+	struct meet *mt = arg;
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	pthread_mutex_lock(&mt->m);
+	if (++mt->arrived == mt->want) {
+		mt->all_met = 1;
+		pthread_cond_broadcast(&mt->c);
+	}
+	while (
+	    !mt->all_met && pthread_cond_timedwait(&mt->c, &mt->m, &until) == 0)
+		;
+	pthread_mutex_unlock(&mt->m);
+}
+
+static void
+meet_done(void *arg)
+{
+	struct meet *mt = arg;
+
+	if (++*mt->completed == mt->want)
+		event_base_loopbreak(mt->base);
+}
+
+/* Threads start for waiting work, up to the size, and end when idle. */
+static void
+test_threads_come_and_go(void)
+{
+	struct event_base *base = event_base_new();
+	struct worker_pool *pool = worker_pool_new(base, "t", 3, 0, 0);
+	struct meet mt = {.m = PTHREAD_MUTEX_INITIALIZER,
+	    .c = PTHREAD_COND_INITIALIZER,
+	    .want = 3,
+	    .base = base};
+	int completed = 0;
+
+	mt.completed = &completed;
+	worker_pool_set_idle_exit(pool, 1);
+	CHECK_INT(worker_pool_threads(pool), 0);
+	for (int round = 0; round < 2; round++) {
+		completed = 0;
+		mt.arrived = mt.all_met = 0;
+		for (int i = 0; i < 3; i++)
+			CHECK_INT(worker_pool_submit(pool, meet_run, meet_done,
+			              &mt),
+			    0);
+		CHECK_INT(worker_pool_threads(pool), 3);
+		event_base_dispatch(base);
+		CHECK_INT(completed, 3);
+		/* The three jobs ran side by side, one per thread. */
+		CHECK(mt.all_met);
+		for (int i = 0; i < 40 && worker_pool_threads(pool) > 0; i++)
+			usleep(100 * 1000);
+		CHECK_INT(worker_pool_threads(pool), 0);
+	}
+	worker_pool_free(&pool);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
+	CHECK_RUN(test_threads_come_and_go);
 	CHECK_RUN(test_jobs_complete_on_loop);
 	CHECK_RUN(test_queue_bound);
 	return check_summary();
