@@ -12,13 +12,13 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
-#include <event2/event.h>
 
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "imap/imap_parser.h"
 #include "imap/imap_session.h"
 #include "net/conn.h"
+#include "net/wheel.h"
 #include "store/store_view.h"
 
 /*
@@ -28,10 +28,11 @@
  * timer fires after idle_hibernate seconds to let the view sleep.
  */
 
-/* Exists only while a session idles: 32 bytes and a libevent timer. */
+/* Exists only while a session idles: 64 bytes, its timer included. */
 struct imap_idle {
+	struct wheel_timer timer; /* on srv->idle_wheel */
+	struct imap_session *s;
 	char *tag;
-	struct event *timer;
 	struct store_view *view; /* counted idle in it; no reference */
 	int rested;              /* the first timer (hibernation) fired */
 	struct imap_idle_woken *waiting; /* updates wait for the view */
@@ -50,13 +51,11 @@ struct imap_idle_done {
 	struct store_view *view; /* one reference held */
 };
 
+/* On the wheel, to the second; the callers spread sessions out. */
 static void
 imap_idle_arm(struct imap_session *s, unsigned seconds)
 {
-	struct timeval tv = {.tv_sec = seconds,
-	    .tv_usec = (suseconds_t)arc4random_uniform(1000000)};
-
-	evtimer_add(s->idle->timer, &tv);
+	wheel_add(s->srv->idle_wheel, &s->idle->timer, seconds);
 }
 
 /* Seconds to the first timer: hibernation, before the first keepalive. */
@@ -73,10 +72,10 @@ imap_idle_rest(const struct imap_session *s)
  * Output still queued from the last keepalive means the peer stopped
  * reading: the write timeout comes back to close the session.
  */
-static void
-imap_idle_keepalive(evutil_socket_t fd, short what, void *arg)
+void
+imap_idle_on_timer(struct wheel_timer *t, void *arg)
 {
-	struct imap_session *s = arg;
+	struct imap_session *s = ((struct imap_idle *)t)->s;
 	unsigned ka = s->srv->set.idle_keepalive;
 
 	if (s->conn == NULL)
@@ -115,8 +114,8 @@ imap_idle_start(struct imap_session *s, struct imap_cmd *cmd)
 		return;
 	}
 	s->idle = xcalloc(1, sizeof(*s->idle));
+	s->idle->s = s;
 	s->idle->tag = xstrdup(cmd->tag);
-	s->idle->timer = evtimer_new(s->srv->base, imap_idle_keepalive, s);
 	if (s->sel != NULL) {
 		s->idle->view = s->sel->view;
 		store_view_idle(s->idle->view, 1);
@@ -148,7 +147,7 @@ imap_idle_free(struct imap_session *s)
 		s->idle->waiting->s = NULL;
 	if (s->conn != NULL)
 		conn_set_sleepy(s->conn, 0);
-	event_free(s->idle->timer);
+	wheel_del(s->srv->idle_wheel, &s->idle->timer);
 	free(s->idle->tag);
 	free(s->idle);
 	s->idle = NULL;

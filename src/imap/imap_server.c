@@ -10,6 +10,7 @@
 #include "imap/imap_server.h"
 #include "imap/imap_session.h"
 #include "net/conn.h"
+#include "net/wheel.h"
 
 static void
 imap_server_defaults(struct imap_settings *set)
@@ -49,6 +50,7 @@ imap_server_new(struct event_base *base, const struct imap_settings *settings,
 	    xstrdup(settings->hostname ? settings->hostname : "localhost");
 	imap_server_defaults(&srv->set);
 	srv->env = *env;
+	srv->idle_wheel = wheel_new(base, imap_idle_on_timer, srv);
 	return srv;
 }
 
@@ -84,6 +86,7 @@ imap_server_free(struct imap_server **srvp)
 		return;
 	while (srv->sessions != NULL)
 		imap_session_close(srv->sessions);
+	wheel_free(&srv->idle_wheel);
 	free((char *)srv->set.name);
 	free((char *)srv->set.hostname);
 	free(srv);

@@ -49,9 +49,9 @@ imap_session_unlink(struct imap_session *s)
 void
 imap_session_free(struct imap_session *s)
 {
+	imap_idle_free(s); /* its timer is on srv's wheel */
 	imap_session_unlink(s);
 	imap_auth_clear(s);
-	imap_idle_free(s);
 	imap_select_clear(s);
 	imap_search_forget(s);
 	if (s->async != NULL)
@@ -448,6 +448,7 @@ imap_session_start(struct imap_server *srv, struct conn *conn)
 void
 imap_session_close(struct imap_session *s)
 {
+	imap_idle_free(s); /* its timer is on srv's wheel */
 	imap_session_unlink(s);
 	imap_session_end(s, "shutdown");
 }

@@ -16,6 +16,8 @@ struct conn;
 struct imap_arg;
 struct imap_cmd;
 struct imap_idle;
+struct wheel;
+struct wheel_timer;
 struct imap_parser;
 struct imap_catchup;
 struct imap_search;
@@ -121,6 +123,7 @@ struct imap_server {
 	struct imap_env env;
 	struct imap_session *sessions; /* open sessions, linked */
 	size_t nsessions;
+	struct wheel *idle_wheel; /* IDLE keepalives (imap_idle.c) */
 };
 
 /*
@@ -250,6 +253,8 @@ void imap_list_status(struct imap_session *s, struct imap_cmd *cmd);
 void imap_idle_start(struct imap_session *s, struct imap_cmd *cmd);
 int imap_idle_input(struct imap_session *s);
 void imap_idle_free(struct imap_session *s);
+/* The keepalive timer of every idling session of srv fires here. */
+void imap_idle_on_timer(struct wheel_timer *t, void *arg);
 
 /*
  * Called in IDLE when the selected view is waking (store_view.h): the
