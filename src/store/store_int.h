@@ -70,8 +70,8 @@ struct store_task {
  * use db. Items wait on stage and commit until the next user job takes them.
  */
 struct store_user {
-	char *name;
-	char *dir; /* <store dir>/<name> */
+	char *name; /* the end of dir */
+	char *dir;  /* <store dir>/<name>, after the struct */
 	sqlite3 *db;
 	int busy;                      /* a user job runs and owns db */
 	int ready;                     /* on store->ready */

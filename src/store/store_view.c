@@ -72,14 +72,14 @@ struct store_view {
 	uint32_t uidvalidity;
 	uint32_t uidnext;
 	uint32_t first_recent_uid;
+	uint32_t nkeywords;
 	uint64_t highestmodseq;
 	struct store_view_msg *msgs; /* ascending UID */
 	uint32_t count, cap;
 	char **keywords;
-	uint32_t nkeywords;
 	struct store_kwset *sets; /* set 0 is the empty set */
+	uint32_t *slots;          /* hash of sets: set index + 1, 0 free */
 	uint32_t nsets;
-	uint32_t *slots;           /* hash of sets: set index + 1, 0 free */
 	uint32_t nslots;           /* a power of two, over twice nsets */
 	struct store_expunge *exp; /* ring of STORE_VIEW_EXPUNGES */
 	uint32_t exp_head, exp_len;

@@ -49,10 +49,10 @@
 /* One inotify watch of a folder's new/ (in_cur 0) or cur/. */
 struct store_watch_slot {
 	struct store_watch *w;
-	int wd;    /* -1: none; else on the hash chain of wd */
-	int alive; /* the kernel still has the watch */
-	int in_cur;
 	struct store_watch_slot *next; /* hash chain by wd */
+	int wd;             /* -1: none; else on the hash chain of wd */
+	unsigned alive : 1; /* the kernel still has the watch */
+	unsigned in_cur : 1;
 };
 
 /* A name an event reported, waiting for the next reconciliation. */
@@ -69,12 +69,14 @@ struct store_watch {
 	struct store_watch_slot slot[2];
 	struct store_watch_pend *pend;
 	size_t npend;
-	int initial; /* the next task is the load scan (mtimes decide) */
-	int rescan;  /* the next task scans whole, mtimes or not */
-	int upgrade; /* after the load scan: add IN_CLOSE_WRITE (a job) */
-	int running; /* a reconciliation is queued or running */
-	int dropped; /* the view let go; freed when the task is done */
-	int dirty;   /* on set->dirty */
+	unsigned
+	    initial : 1; /* the next task is the load scan (mtimes decide) */
+	unsigned rescan : 1; /* the next task scans whole, mtimes or not */
+	unsigned
+	    upgrade : 1; /* after the load scan: add IN_CLOSE_WRITE (a job) */
+	unsigned running : 1; /* a reconciliation is queued or running */
+	unsigned dropped : 1; /* the view let go; freed when the task is done */
+	unsigned dirty : 1;   /* on set->dirty */
 	TAILQ_ENTRY(store_watch) dirty_link;
 	TAILQ_ENTRY(store_watch) all_link;
 };
