@@ -49,7 +49,14 @@ def parse_args(argv):
                    help="logins in flight per client process while "
                    "the sessions are opened")
     p.add_argument("--settle", type=float, default=5.0,
-                   help="seconds to wait before each PSS reading")
+                   help="seconds to wait before the first PSS reading")
+    p.add_argument("--idle-settle", type=float, default=90.0,
+                   help="seconds the sessions idle before the second "
+                   "reading: long enough for what a server does to idle "
+                   "sessions after a while (pushmaild hibernates views "
+                   "after 30 s of IDLE, closes index handles unused for "
+                   "30 s, and gives freed memory back once its I/O "
+                   "threads have ended after 10 s without work)")
     p.add_argument("--workdir", help="seeded data; kept, and reused when "
                    "it already holds enough users (default: a new "
                    "temporary folder, removed afterwards)")
@@ -202,7 +209,7 @@ def measure(args, system, mode, n, workdir, users):
             t0 = time.monotonic()
             res = fleet.open(args.concurrency)
             opened = time.monotonic() - t0
-            time.sleep(args.settle)
+            time.sleep(args.idle_settle)
             pids = srv.pids()
             after = benchlib.pss_kib(pids)
             fds = srv.open_files()
