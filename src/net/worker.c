@@ -46,6 +46,7 @@ struct worker_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;      /* work queued, or stopping */
 	pthread_cond_t gone;      /* a thread ended */
+	struct worker_list first; /* waiting, taken before queue */
 	struct worker_list queue; /* waiting for a thread */
 	struct worker_list done;  /* finished, completion not yet run */
 	size_t queued;
@@ -73,6 +74,19 @@ worker_list_push(struct worker_list *l, struct worker_job *job)
 }
 
 static struct worker_job *
+worker_list_pop(struct worker_list *l)
+{
+	struct worker_job *job = l->head;
+
+	if (job != NULL) {
+		l->head = job->next;
+		if (l->head == NULL)
+			l->tail = NULL;
+	}
+	return job;
+}
+
+static struct worker_job *
 worker_list_take_all(struct worker_list *l)
 {
 	struct worker_job *head = l->head;
@@ -94,22 +108,22 @@ worker_next(struct worker_pool *pool)
 
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += pool->idle_exit;
-	while (pool->queue.head == NULL && !pool->stopping) {
+	while (pool->first.head == NULL && pool->queue.head == NULL &&
+	    !pool->stopping) {
 		int r;
 
 		pool->waiting++;
 		r = pthread_cond_timedwait(&pool->wake, &pool->lock, &until);
 		pool->waiting--;
-		if (r == ETIMEDOUT && pool->queue.head == NULL)
+		if (r == ETIMEDOUT && pool->first.head == NULL &&
+		    pool->queue.head == NULL)
 			return NULL;
 	}
-	job = pool->queue.head;
+	job = worker_list_pop(&pool->first);
 	if (job == NULL)
-		return NULL;
-	pool->queue.head = job->next;
-	if (pool->queue.head == NULL)
-		pool->queue.tail = NULL;
-	pool->queued--;
+		job = worker_list_pop(&pool->queue);
+	if (job != NULL)
+		pool->queued--;
 	return job;
 }
 
@@ -229,9 +243,9 @@ worker_pool_new(struct event_base *base, const char *name, unsigned nthreads,
 	return pool;
 }
 
-int
-worker_pool_submit(struct worker_pool *pool, worker_run_cb run,
-    worker_done_cb done, void *arg)
+static int
+worker_pool_queue(struct worker_pool *pool, struct worker_list *list,
+    worker_run_cb run, worker_done_cb done, void *arg)
 {
 	struct worker_job *job;
 
@@ -244,12 +258,26 @@ worker_pool_submit(struct worker_pool *pool, worker_run_cb run,
 	job->run = run;
 	job->done = done;
 	job->arg = arg;
-	worker_list_push(&pool->queue, job);
+	worker_list_push(list, job);
 	pool->queued++;
 	worker_spawn(pool);
 	pthread_cond_signal(&pool->wake);
 	pthread_mutex_unlock(&pool->lock);
 	return 0;
+}
+
+int
+worker_pool_submit(struct worker_pool *pool, worker_run_cb run,
+    worker_done_cb done, void *arg)
+{
+	return worker_pool_queue(pool, &pool->queue, run, done, arg);
+}
+
+int
+worker_pool_submit_first(struct worker_pool *pool, worker_run_cb run,
+    worker_done_cb done, void *arg)
+{
+	return worker_pool_queue(pool, &pool->first, run, done, arg);
 }
 
 void

@@ -37,6 +37,14 @@ int worker_pool_submit(struct worker_pool *pool, worker_run_cb run,
 /* Seconds a thread waits for work before it ends (default 10). */
 void worker_pool_set_idle_exit(struct worker_pool *pool, unsigned seconds);
 
+/*
+ * Like worker_pool_submit(), but the job runs before every job queued
+ * with worker_pool_submit() (in order among its kind): for work somebody
+ * waits on at once, such as a delivery whose 250 and push are pending.
+ */
+int worker_pool_submit_first(struct worker_pool *pool, worker_run_cb run,
+    worker_done_cb done, void *arg);
+
 /* Threads alive now (they start with work and end when idle). */
 unsigned worker_pool_threads(struct worker_pool *pool);
 

@@ -424,6 +424,18 @@ store_deliver_submit(struct store *store, worker_run_cb run,
 	    &later);
 }
 
+/*
+ * Queues a delivery job ahead of IMAP tasks and view loads, so a storm of
+ * SELECTs never stands between a message and its 250 and push.
+ */
+static void
+store_deliver_submit_first(struct store *store, worker_run_cb run,
+    worker_done_cb done, void *arg)
+{
+	if (worker_pool_submit_first(store->io, run, done, arg) < 0)
+		store_deliver_submit(store, run, done, arg);
+}
+
 /* Loop thread: u has work; its job starts at the end of this turn. */
 void
 store_deliver_user_ready(struct store *store, struct store_user *u)
@@ -614,7 +626,7 @@ store_deliver_barrier_start(struct store *store)
 	store->barriers++;
 	b = xcalloc(1, sizeof(*b));
 	b->store = store;
-	store_deliver_submit(store, store_deliver_barrier_run,
+	store_deliver_submit_first(store, store_deliver_barrier_run,
 	    store_deliver_barrier_done, b);
 }
 
@@ -695,7 +707,7 @@ store_deliver_ujob_start(struct store *store, struct store_user *u)
 		uj->usage_extra -= it->size;
 	u->busy = 1;
 	uj->close_db = store_user_take_handle(store, u);
-	store_deliver_submit(store, store_deliver_ujob_run,
+	store_deliver_submit_first(store, store_deliver_ujob_run,
 	    store_deliver_ujob_done, uj);
 }
 

@@ -162,9 +162,91 @@ test_threads_come_and_go(void)
 	event_base_free(base);
 }
 
+/* Records the order jobs ran in; the first one waits for a mutex. */
+struct ordered {
+	pthread_mutex_t *gate;
+	int *started; /* set by the gated job before it waits */
+	int id;
+	int *order, *n;
+	int total;
+	struct event_base *base;
+};
+
+static void
+ordered_run(void *arg)
+{
+	struct ordered *o = arg;
+
+	if (o->gate != NULL) {
+		__atomic_store_n(o->started, 1, __ATOMIC_SEQ_CST);
+		pthread_mutex_lock(o->gate);
+		pthread_mutex_unlock(o->gate);
+	}
+	/* One thread: no lock needed for the record. */
+	o->order[(*o->n)++] = o->id;
+}
+
+static void
+ordered_done(void *arg)
+{
+	struct ordered *o = arg;
+
+	if (*o->n == o->total)
+		event_base_loopbreak(o->base);
+}
+
+/* Jobs queued first run before those queued earlier the usual way. */
+static void
+test_submit_first(void)
+{
+	struct event_base *base = event_base_new();
+	struct worker_pool *pool = worker_pool_new(base, "t", 1, 0, 0);
+	pthread_mutex_t gate = PTHREAD_MUTEX_INITIALIZER;
+	int order[5], n = 0, started = 0;
+	struct ordered jobs[5];
+
+	for (int i = 0; i < 5; i++)
+		jobs[i] = (struct ordered){.id = i,
+		    .order = order,
+		    .n = &n,
+		    .total = 5,
+		    .base = base};
+	jobs[0].gate = &gate;
+	jobs[0].started = &started;
+	pthread_mutex_lock(&gate);
+	CHECK_INT(worker_pool_submit(pool, ordered_run, ordered_done, &jobs[0]),
+	    0);
+	/* Wait until the one thread holds job 0. */
+	for (int i = 0;
+	     i < 1000 && !__atomic_load_n(&started, __ATOMIC_SEQ_CST); i++)
+		usleep(1000);
+	CHECK(started);
+	CHECK_INT(worker_pool_submit(pool, ordered_run, ordered_done, &jobs[1]),
+	    0);
+	CHECK_INT(worker_pool_submit(pool, ordered_run, ordered_done, &jobs[2]),
+	    0);
+	CHECK_INT(worker_pool_submit_first(pool, ordered_run, ordered_done,
+	              &jobs[3]),
+	    0);
+	CHECK_INT(worker_pool_submit_first(pool, ordered_run, ordered_done,
+	              &jobs[4]),
+	    0);
+	pthread_mutex_unlock(&gate);
+	event_base_dispatch(base);
+	CHECK_INT(n, 5);
+	CHECK_INT(order[0], 0);
+	CHECK_INT(order[1], 3);
+	CHECK_INT(order[2], 4);
+	CHECK_INT(order[3], 1);
+	CHECK_INT(order[4], 2);
+	worker_pool_free(&pool);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
+	CHECK_RUN(test_submit_first);
 	CHECK_RUN(test_threads_come_and_go);
 	CHECK_RUN(test_jobs_complete_on_loop);
 	CHECK_RUN(test_queue_bound);
