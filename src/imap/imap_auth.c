@@ -83,11 +83,12 @@ static void
 imap_auth_verify(struct imap_session *s, const char *tag, const char *authcid,
     const char *password)
 {
+	char ipbuf[CONN_IP_LEN];
 	free(s->tag);
 	s->tag = xstrdup(tag);
 	imap_session_busy(s);
 	s->auth_req = auth_verify(s->srv->env.auth, authcid, password,
-	    conn_peer_ip(s->conn), imap_auth_done, s);
+	    conn_peer_ip(s->conn, ipbuf), imap_auth_done, s);
 }
 
 /* 1 when a login may go on; otherwise answers and returns 0. */

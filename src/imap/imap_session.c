@@ -189,6 +189,7 @@ imap_session_loopback(const char *ip)
 int
 imap_session_plaintext_ok(struct imap_session *s)
 {
+	char ipbuf[CONN_IP_LEN];
 	switch (s->srv->set.plaintext_auth) {
 	case IMAP_PLAINTEXT_YES:
 		return 1;
@@ -198,7 +199,7 @@ imap_session_plaintext_ok(struct imap_session *s)
 		break;
 	}
 	return conn_is_tls(s->conn) ||
-	    imap_session_loopback(conn_peer_ip(s->conn));
+	    imap_session_loopback(conn_peer_ip(s->conn, ipbuf));
 }
 
 /* The list grows as commands land: only what works is advertised. */
@@ -423,6 +424,7 @@ imap_session_run(struct imap_session *s)
 void
 imap_session_start(struct imap_server *srv, struct conn *conn)
 {
+	char ipbuf[CONN_IP_LEN];
 	struct imap_session *s = xcalloc(1, sizeof(*s));
 
 	s->srv = srv;
@@ -437,8 +439,8 @@ imap_session_start(struct imap_server *srv, struct conn *conn)
 	srv->nsessions++;
 	log_info("sid=" LOG_SID_FMT " proto=imap event=connect listener=%s "
 	         "ip=%s port=%d tls=%d",
-	    s->sid, srv->set.name, conn_peer_ip(conn), conn_local_port(conn),
-	    conn_is_tls(conn));
+	    s->sid, srv->set.name, conn_peer_ip(conn, ipbuf),
+	    conn_local_port(conn), conn_is_tls(conn));
 	conn_set_output_limit(conn, srv->set.output_limit);
 	conn_set_timeout(conn, srv->set.timeout_login);
 	imap_session_capability(s, "* OK [", "] pushmail ready");

@@ -53,7 +53,12 @@ struct conn {
 	unsigned discarding : 1; /* inside an over-long line */
 	unsigned ended : 1;
 	int local_port;
-	char peer_ip[INET6_ADDRSTRLEN];
+	sa_family_t peer_family; /* AF_INET, AF_INET6, or AF_UNIX ("local") */
+
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+	} peer;
 };
 
 static void conn_on_read(struct bufferevent *bev, void *arg);
@@ -100,19 +105,13 @@ conn_describe_peer(struct conn *conn, const struct sockaddr *peer)
 	struct sockaddr_storage local;
 	socklen_t len = sizeof(local);
 
-	if (peer->sa_family == AF_INET) {
-		const struct sockaddr_in *sin = (const void *)peer;
-
-		inet_ntop(AF_INET, &sin->sin_addr, conn->peer_ip,
-		    sizeof(conn->peer_ip));
-	} else if (peer->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const void *)peer;
-
-		inet_ntop(AF_INET6, &sin6->sin6_addr, conn->peer_ip,
-		    sizeof(conn->peer_ip));
-	} else {
-		strcpy(conn->peer_ip, "local");
-	}
+	conn->peer_family = peer->sa_family;
+	if (peer->sa_family == AF_INET)
+		conn->peer.v4 = ((const struct sockaddr_in *)peer)->sin_addr;
+	else if (peer->sa_family == AF_INET6)
+		conn->peer.v6 = ((const struct sockaddr_in6 *)peer)->sin6_addr;
+	else
+		conn->peer_family = AF_UNIX;
 	if (getsockname(conn->fd, (struct sockaddr *)&local, &len) == 0) {
 		if (local.ss_family == AF_INET)
 			conn->local_port =
@@ -229,9 +228,14 @@ conn_set_output_limit(struct conn *conn, size_t limit)
 }
 
 const char *
-conn_peer_ip(const struct conn *conn)
+conn_peer_ip(const struct conn *conn, char buf[CONN_IP_LEN])
 {
-	return conn->peer_ip;
+	const void *addr = &conn->peer;
+
+	if (conn->peer_family == AF_UNIX ||
+	    inet_ntop(conn->peer_family, addr, buf, CONN_IP_LEN) == NULL)
+		snprintf(buf, CONN_IP_LEN, "local");
+	return buf;
 }
 
 int

@@ -56,8 +56,11 @@ void conn_set_timeout(struct conn *conn, unsigned seconds);
  */
 void conn_set_output_limit(struct conn *conn, size_t limit);
 
-/* The peer's address as text ("127.0.0.1", "::1", or "local"). */
-const char *conn_peer_ip(const struct conn *conn);
+/* Room for conn_peer_ip()'s text, NUL included. */
+#define CONN_IP_LEN 46
+
+/* The peer's address as text ("127.0.0.1", "::1", or "local") in buf. */
+const char *conn_peer_ip(const struct conn *conn, char buf[CONN_IP_LEN]);
 
 /* The local port the client connected to (0 for UNIX sockets). */
 int conn_local_port(const struct conn *conn);

@@ -59,10 +59,11 @@ static void
 smtp_session_verify(struct smtp_session *s, const char *authcid,
     const char *password)
 {
+	char ipbuf[CONN_IP_LEN];
 	smtp_session_busy(s);
 	s->auth_step = AUTH_NONE;
 	s->auth_req = auth_verify(s->srv->env.auth, authcid, password,
-	    conn_peer_ip(s->conn), smtp_session_on_auth, s);
+	    conn_peer_ip(s->conn, ipbuf), smtp_session_on_auth, s);
 }
 
 static void

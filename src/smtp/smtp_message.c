@@ -24,7 +24,8 @@
 static char *
 smtp_session_received(struct smtp_session *s)
 {
-	const char *ip = conn_peer_ip(s->conn);
+	char ipbuf[CONN_IP_LEN];
+	const char *ip = conn_peer_ip(s->conn, ipbuf);
 	int v6 = strchr(ip, ':') != NULL, tls = conn_is_tls(s->conn);
 	char date[64], with[16], tlsinfo[160] = "", forinfo[300] = "";
 	struct tm tm;

@@ -522,6 +522,7 @@ smtp_session_run(struct smtp_session *s)
 void
 smtp_session_start(struct smtp_server *srv, struct conn *conn)
 {
+	char ipbuf[CONN_IP_LEN];
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
 
 	s->srv = srv;
@@ -537,7 +538,8 @@ smtp_session_start(struct smtp_server *srv, struct conn *conn)
 	log_info("sid=" LOG_SID_FMT " proto=%s event=connect listener=%s ip=%s "
 	         "port=%d tls=%d",
 	    s->sid, smtp_session_proto(s->mode), srv->set.name,
-	    conn_peer_ip(conn), conn_local_port(conn), conn_is_tls(conn));
+	    conn_peer_ip(conn, ipbuf), conn_local_port(conn),
+	    conn_is_tls(conn));
 	conn_set_output_limit(conn, SMTP_OUTPUT_LIMIT);
 	conn_set_timeout(conn, srv->set.timeout);
 	conn_printf(conn, "220 %s %s pushmail\r\n", srv->set.hostname,

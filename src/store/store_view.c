@@ -67,7 +67,6 @@ struct store_view_waiter {
 struct store_view {
 	struct store *store;
 	struct store_user *user;
-	char *name;
 	int64_t mailbox_id;
 	uint32_t uidvalidity;
 	uint32_t uidnext;
@@ -99,6 +98,7 @@ struct store_view {
 	uint32_t claim_gen;    /* \Recent claims made on this view */
 	uint32_t recent_given; /* UIDs below it went to the newest claim */
 	struct store_view_waiter *wakers;
+	char name[]; /* the mailbox's IMAP name */
 };
 
 static uint32_t
@@ -302,7 +302,6 @@ store_view_free(struct store_view *v)
 	store_watch_drop(&v->watch);
 	store_view_forget(v);
 	free(v->runs);
-	free(v->name);
 	free(v);
 }
 
@@ -572,12 +571,13 @@ store_view_lookup(struct store_user *u, const char *name)
 static struct store_view *
 store_view_new(struct store *store, struct store_user *u, const char *name)
 {
-	struct store_view *v = xcalloc(1, sizeof(*v));
+	/* The name lives at the end of the struct: one allocation. */
+	struct store_view *v = xcalloc(1, sizeof(*v) + strlen(name) + 1);
 	struct store_view_load *l = xcalloc(1, sizeof(*l));
 
 	v->store = store;
 	v->user = u;
-	v->name = xstrdup(name);
+	memcpy(v->name, name, strlen(name) + 1);
 	v->state = STORE_VIEW_LOADING;
 	v->sets = xcalloc(1, sizeof(*v->sets));
 	v->nsets = 1;
@@ -1119,8 +1119,8 @@ store_view_wake_wait(struct store_view *v, struct store_view_waiter *w)
 	v->mem = STORE_VIEW_WAKING;
 	wk = xcalloc(1, sizeof(*wk));
 	wk->view = store_view_ref(v);
-	wk->tmp = xcalloc(1, sizeof(*wk->tmp));
-	wk->tmp->name = xstrdup(v->name);
+	wk->tmp = xcalloc(1, sizeof(*wk->tmp) + strlen(v->name) + 1);
+	memcpy(wk->tmp->name, v->name, strlen(v->name) + 1);
 	wk->tmp->sets = xcalloc(1, sizeof(*wk->tmp->sets));
 	wk->tmp->nsets = 1;
 	wk->status = STORE_VIEW_IO;

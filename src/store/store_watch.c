@@ -64,7 +64,6 @@ struct store_watch_pend {
 struct store_watch {
 	struct store_watch_set *set;
 	struct store_user *user;
-	char *mailbox;      /* IMAP name at load; found by it until known */
 	int64_t mailbox_id; /* 0 until a reconciliation found the mailbox */
 	struct store_watch_slot slot[2];
 	struct store_watch_pend *pend;
@@ -79,6 +78,7 @@ struct store_watch {
 	unsigned dirty : 1;   /* on set->dirty */
 	TAILQ_ENTRY(store_watch) dirty_link;
 	TAILQ_ENTRY(store_watch) all_link;
+	char mailbox[]; /* IMAP name at load; found by it until known */
 };
 
 TAILQ_HEAD(store_watch_list, store_watch);
@@ -1281,11 +1281,11 @@ store_watch_add(struct store *store, struct store_user *u, const char *mailbox)
 
 	if (set->off)
 		return NULL;
-	w = xcalloc(1, sizeof(*w));
+	w = xcalloc(1, sizeof(*w) + strlen(mailbox) + 1);
 	folder = store_maildir_folder_dir(mailbox);
 	w->set = set;
 	w->user = u;
-	w->mailbox = xstrdup(mailbox);
+	memcpy(w->mailbox, mailbox, strlen(mailbox) + 1);
 	store_watch_slot_add(w, folder, 0);
 	store_watch_slot_add(w, folder, 1);
 	free(folder);
@@ -1302,7 +1302,6 @@ store_watch_free(struct store_watch *w)
 	for (size_t i = 0; i < w->npend; i++)
 		free(w->pend[i].name);
 	free(w->pend);
-	free(w->mailbox);
 	free(w);
 }
 

@@ -101,9 +101,10 @@ test_lines_and_limits(void)
 	const char input[] = "one\r\ntwo\nthis-is-too-long\r\nend\r\n";
 	struct t t;
 	int peer;
+	char ip[CONN_IP_LEN];
 
 	CHECK(t_setup(&t, &peer) == 0);
-	CHECK_STR(conn_peer_ip(t.conn), "local");
+	CHECK_STR(conn_peer_ip(t.conn, ip), "local");
 	CHECK(write(peer, input, sizeof(input) - 1) > 0);
 	t_run(&t, 100);
 	CHECK_INT(t.n, 4);
