@@ -4,10 +4,12 @@
  * TCP keepalive, a read timeout, bounded lines and output back-pressure.
  *
  * A sleepy connection (an IMAP session in IDLE) gives its bufferevent back
- * whenever nothing is buffered either way and waits on a bare read event:
- * about 140 bytes instead of a kilobyte, and its TLS state stays in the SSL
- * object. Any use (conn_output(), conn_printf(), input arriving) makes the
- * bufferevent again first.
+ * whenever nothing is buffered either way and no read timeout runs, and
+ * its socket joins the park: one epoll set per event base, itself watched
+ * by one libevent event, so a sleeping connection holds no user-space
+ * memory beyond its struct (the kernel keeps the epoll entry). Its TLS
+ * state stays in the SSL object. Input arriving, or any use (conn_output(),
+ * conn_printf()), makes the bufferevent again first.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,6 +18,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -42,9 +45,9 @@ struct conn {
 	conn_drain_cb drain_cb;
 	conn_end_cb end_cb;
 	void *arg;
-	SSL_CTX *starttls_ctx; /* handshake to start once output drained */
-	SSL *ssl;              /* under TLS; ours, kept while asleep */
-	struct event *wake;    /* asleep (bev NULL): input or the timeout */
+	SSL_CTX *starttls_ctx;  /* handshake to start once output drained */
+	SSL *ssl;               /* under TLS; ours, kept while asleep */
+	struct conn_park *park; /* asleep (bev NULL): the set its socket is in */
 	unsigned tls : 1;
 	unsigned sleepy : 1;    /* sleeps whenever nothing is buffered */
 	unsigned paused : 1;    /* by the owner */
@@ -66,7 +69,7 @@ static void conn_on_write(struct bufferevent *bev, void *arg);
 static void conn_on_event(struct bufferevent *bev, short what, void *arg);
 static void conn_wake(struct conn *conn);
 static void conn_sleep(struct conn *conn);
-static void conn_on_wake(evutil_socket_t fd, short what, void *arg);
+static void conn_unpark(struct conn *conn);
 
 static void
 conn_count_in(struct evbuffer *buf, const struct evbuffer_cb_info *info,
@@ -205,10 +208,8 @@ conn_apply_timeout(struct conn *conn)
 {
 	struct timeval tv = {.tv_sec = conn->timeout};
 
-	if (conn->bev == NULL) {
-		event_add(conn->wake, conn->timeout ? &tv : NULL);
-		return;
-	}
+	/* A parked socket has no timer: a timeout wakes the conn. */
+	conn_wake(conn);
 	/* The write timeout catches a peer that stopped reading. */
 	bufferevent_set_timeouts(conn->bev, conn->timeout ? &tv : NULL,
 	    conn->timeout ? &tv : NULL);
@@ -452,8 +453,8 @@ conn_free(struct conn **connp)
 		bufferevent_free(conn->bev);
 	if (conn->ssl != NULL)
 		SSL_free(conn->ssl);
-	if (conn->wake != NULL)
-		event_free(conn->wake);
+	if (conn->park != NULL)
+		conn_unpark(conn);
 	close(conn->fd);
 	free(conn);
 	*connp = NULL;
@@ -474,6 +475,89 @@ conn_bytes_out(const struct conn *conn)
 /* ------------------------------------------------------------------ */
 /* Sleeping connections. */
 
+/* The sockets of sleeping conns of one event base. */
+struct conn_park {
+	struct event_base *base;
+	int epfd;
+	struct event *ev; /* epfd readable: a parked socket is */
+	size_t n;         /* conns parked */
+	struct conn_park *next;
+};
+
+/* Loop thread only, like every conn. */
+static struct conn_park *conn_parks;
+
+static void conn_on_park(evutil_socket_t fd, short what, void *arg);
+
+static struct conn_park *
+conn_park_get(struct event_base *base)
+{
+	struct conn_park *pk;
+
+	for (pk = conn_parks; pk != NULL; pk = pk->next)
+		if (pk->base == base)
+			return pk;
+	pk = xcalloc(1, sizeof(*pk));
+	pk->base = base;
+	pk->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (pk->epfd >= 0)
+		pk->ev = event_new(base, pk->epfd, EV_READ | EV_PERSIST,
+		    conn_on_park, pk);
+	if (pk->ev == NULL || event_add(pk->ev, NULL) < 0) {
+		log_error("event=conn error=\"cannot make the park: %s\"",
+		    strerror(errno));
+		if (pk->ev != NULL)
+			event_free(pk->ev);
+		if (pk->epfd >= 0)
+			close(pk->epfd);
+		free(pk);
+		return NULL;
+	}
+	pk->next = conn_parks;
+	conn_parks = pk;
+	return pk;
+}
+
+/* The last conn left: the park goes, so an event base can be freed. */
+static void
+conn_park_put(struct conn_park *pk)
+{
+	struct conn_park **pp;
+
+	if (--pk->n > 0)
+		return;
+	for (pp = &conn_parks; *pp != pk; pp = &(*pp)->next)
+		;
+	*pp = pk->next;
+	event_free(pk->ev);
+	close(pk->epfd);
+	free(pk);
+}
+
+static void
+conn_unpark(struct conn *conn)
+{
+	struct conn_park *pk = conn->park;
+
+	epoll_ctl(pk->epfd, EPOLL_CTL_DEL, conn->fd, NULL);
+	conn->park = NULL;
+	conn_park_put(pk);
+}
+
+/*
+ * Parked sockets are readable (input, end of stream or an error): their
+ * conns wake, and their bufferevents read on the next turn.
+ */
+static void
+conn_on_park(evutil_socket_t fd, short what, void *arg)
+{
+	struct epoll_event evs[64];
+	int n = epoll_wait(fd, evs, 64, 0);
+
+	for (int i = 0; i < n; i++)
+		conn_wake(evs[i].data.ptr);
+}
+
 /*
  * Remakes the bufferevent of a sleeping conn, with its timeouts and
  * reading as they were; a no-op when awake.
@@ -483,7 +567,7 @@ conn_wake(struct conn *conn)
 {
 	if (conn->bev != NULL)
 		return;
-	event_del(conn->wake);
+	conn_unpark(conn);
 	conn->bev = conn_make_bev(conn, conn->ssl, BUFFEREVENT_SSL_OPEN);
 	if (conn->bev == NULL)
 		log_fatal("event=conn error=\"cannot make a bufferevent\"");
@@ -493,16 +577,20 @@ conn_wake(struct conn *conn)
 }
 
 /*
- * Frees the bufferevent when nothing needs it: sleepy, awake, nothing
- * buffered (not even inside the SSL object), reading on and no state that
- * the bufferevent carries (throttling, shutdown, STARTTLS, a line being
- * discarded, a handshake in progress).
+ * Frees the bufferevent when nothing needs it: sleepy, awake, no read
+ * timeout, nothing buffered (not even inside the SSL object), reading on
+ * and no state that the bufferevent carries (throttling, shutdown,
+ * STARTTLS, a line being discarded, a handshake in progress).
  */
 static void
 conn_sleep(struct conn *conn)
 {
-	if (!conn->sleepy || conn->bev == NULL || conn->ended || conn->paused ||
-	    conn->throttled || conn->shutting_down || conn->discarding ||
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
+	struct conn_park *pk;
+
+	if (!conn->sleepy || conn->bev == NULL || conn->ended ||
+	    conn->timeout > 0 || conn->paused || conn->throttled ||
+	    conn->shutting_down || conn->discarding ||
 	    conn->starttls_ctx != NULL ||
 	    evbuffer_get_length(bufferevent_get_input(conn->bev)) > 0 ||
 	    evbuffer_get_length(bufferevent_get_output(conn->bev)) > 0)
@@ -510,29 +598,21 @@ conn_sleep(struct conn *conn)
 	if (conn->ssl != NULL &&
 	    (!SSL_is_init_finished(conn->ssl) || SSL_pending(conn->ssl) > 0))
 		return;
-	if (conn->wake == NULL)
-		conn->wake = event_new(conn->base, conn->fd, EV_READ,
-		    conn_on_wake, conn);
-	if (conn->wake == NULL)
+	pk = conn_park_get(conn->base);
+	if (pk == NULL)
 		return;
+	ev.data.ptr = conn;
+	if (epoll_ctl(pk->epfd, EPOLL_CTL_ADD, conn->fd, &ev) < 0) {
+		log_error("event=conn error=\"cannot park: %s\"",
+		    strerror(errno));
+		pk->n++;
+		conn_park_put(pk);
+		return;
+	}
+	pk->n++;
+	conn->park = pk;
 	bufferevent_free(conn->bev);
 	conn->bev = NULL;
-	conn_apply_timeout(conn);
-}
-
-/*
- * The socket of a sleeping conn is readable (the bufferevent, made again,
- * reads it on the next turn) or its read timeout passed.
- */
-static void
-conn_on_wake(evutil_socket_t fd, short what, void *arg)
-{
-	struct conn *conn = arg;
-
-	conn_wake(conn);
-	if (what & EV_TIMEOUT)
-		conn_on_event(conn->bev, BEV_EVENT_TIMEOUT | BEV_EVENT_READING,
-		    conn);
 }
 
 void

@@ -189,9 +189,69 @@ test_peer_close(void)
 	event_base_free(t.base);
 }
 
+/*
+ * A sleepy conn gives its bufferevent up once its output is written, wakes
+ * for input (and sleeps again after), wakes to write, and notices the peer
+ * closing while asleep. Two conns share the park; freeing the last one
+ * frees the park too (ASan would report it otherwise).
+ */
+static void
+test_sleep_and_wake(void)
+{
+	struct t t, u;
+	int peer, upeer;
+	char buf[64];
+
+	CHECK(t_setup(&t, &peer) == 0);
+	conn_set_timeout(t.conn, 30);
+	conn_set_sleepy(t.conn, 1);
+	CHECK(!conn_is_asleep(t.conn)); /* a read timeout runs */
+	conn_set_timeout(t.conn, 0);
+	conn_set_sleepy(t.conn, 1);
+	CHECK(conn_is_asleep(t.conn));
+	CHECK(write(peer, "one\r\n", 5) == 5);
+	t_run(&t, 50);
+	CHECK_INT(t.n, 1);
+	CHECK_STR(t.lines[0], "one");
+	CHECK(conn_is_asleep(t.conn));
+	/* Writing wakes it; once written, it sleeps again. */
+	conn_printf(t.conn, "hello\r\n");
+	CHECK(!conn_is_asleep(t.conn));
+	t_run(&t, 50);
+	CHECK(conn_is_asleep(t.conn));
+	CHECK_INT((int)read(peer, buf, sizeof(buf)), 7);
+	/* A second conn of the same base joins the same park. */
+	{
+		struct sockaddr_un sun = {.sun_family = AF_UNIX};
+		int sv[2];
+
+		CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) ==
+		    0);
+		memset(&u, 0, sizeof(u));
+		u.base = t.base;
+		u.conn = conn_new(t.base, sv[0], NULL, (struct sockaddr *)&sun,
+		    sizeof(sun));
+		conn_set_cbs(u.conn, t_read, NULL, t_end, &u);
+		upeer = sv[1];
+	}
+	conn_set_timeout(u.conn, 0);
+	conn_set_sleepy(u.conn, 1);
+	CHECK(conn_is_asleep(u.conn));
+	conn_free(&u.conn);
+	close(upeer);
+	/* The peer goes away while t sleeps. */
+	close(peer);
+	t_run(&t, 200);
+	CHECK(t.ended);
+	CHECK_INT((int)t.why, (int)CONN_END_EOF);
+	conn_free(&t.conn);
+	event_base_free(t.base);
+}
+
 int
 main(void)
 {
+	CHECK_RUN(test_sleep_and_wake);
 	CHECK_RUN(test_lines_and_limits);
 	CHECK_RUN(test_long_line_split_across_reads);
 	CHECK_RUN(test_pause_resume);
