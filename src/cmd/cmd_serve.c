@@ -64,6 +64,27 @@ serve_raise_nofile(void)
 	    (unsigned long long)rl.rlim_cur);
 }
 
+/*
+ * Client connections stop at the open file limit less what the store may
+ * need, so a reconnect storm cannot starve SELECTs and deliveries of index
+ * handles (they would fail with "unable to open database file").
+ */
+static void
+serve_conn_ceiling(struct serve *sv)
+{
+	struct rlimit rl;
+	size_t reserve = store_fd_reserve(sv->store), ceiling;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return;
+	ceiling = (size_t)rl.rlim_cur > 2 * reserve ?
+	    (size_t)rl.rlim_cur - reserve :
+	    (size_t)rl.rlim_cur / 2;
+	listener_set_ceiling(ceiling);
+	log_info("event=limits connections=%zu fd_reserve=%zu", ceiling,
+	    reserve);
+}
+
 static int
 serve_needs_tls(const struct settings *s)
 {
@@ -408,6 +429,7 @@ cmd_serve(struct settings *s)
 	serve_signals(&sv);
 	if (serve_tls(&sv) == 0 && serve_store(&sv) == 0 &&
 	    serve_users(&sv) == 0 && serve_listen(&sv) == 0) {
+		serve_conn_ceiling(&sv);
 		serve_hint(&sv);
 		event_base_dispatch(sv.base);
 		r = 0;

@@ -64,6 +64,9 @@ struct conn {
 	} peer;
 };
 
+/* Conns alive (loop thread only). */
+static size_t conn_nopen;
+
 static void conn_on_read(struct bufferevent *bev, void *arg);
 static void conn_on_write(struct bufferevent *bev, void *arg);
 static void conn_on_event(struct bufferevent *bev, short what, void *arg);
@@ -189,6 +192,7 @@ conn_new(struct event_base *base, int fd, SSL_CTX *tls,
 		free(conn);
 		return NULL;
 	}
+	conn_nopen++;
 	return conn;
 }
 
@@ -458,6 +462,13 @@ conn_free(struct conn **connp)
 	close(conn->fd);
 	free(conn);
 	*connp = NULL;
+	conn_nopen--;
+}
+
+size_t
+conn_open_count(void)
+{
+	return conn_nopen;
 }
 
 size_t

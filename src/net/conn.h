@@ -121,6 +121,9 @@ int conn_is_asleep(const struct conn *conn);
 /* Closes the socket at once and frees conn; sets *conn to NULL. */
 void conn_free(struct conn **conn);
 
+/* Connections made by conn_new() and not yet freed. */
+size_t conn_open_count(void);
+
 /* Bytes read and written so far, for the disconnect log line. */
 size_t conn_bytes_in(const struct conn *conn);
 size_t conn_bytes_out(const struct conn *conn);

@@ -1,7 +1,14 @@
-/* Listening sockets on TCP addresses or UNIX paths, via evconnlistener. */
+/*
+ * Listening sockets on TCP addresses or UNIX paths, via evconnlistener.
+ * At the connection ceiling every listener stops accepting, so the
+ * descriptors the store needs (index handles, message files) are never
+ * taken by a reconnect storm; the kernel's backlog holds the clients until
+ * connections have ended and accepting resumes.
+ */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +22,11 @@
 
 #include "base/log.h"
 #include "base/xmalloc.h"
+#include "net/conn.h"
 #include "net/listener.h"
+
+/* Accepting resumes this many connections below the ceiling. */
+#define LISTENER_SLACK 64
 
 struct listener {
 	struct evconnlistener *evl;
@@ -24,7 +35,34 @@ struct listener {
 	void *arg;
 	char *unix_path;
 	int port;
+	struct listener *next; /* on listeners */
 };
+
+static struct listener *listeners;
+static size_t listener_ceiling = SIZE_MAX;
+static int listener_full; /* paused at the ceiling */
+
+void
+listener_set_ceiling(size_t conns)
+{
+	listener_ceiling = conns > LISTENER_SLACK ? conns : LISTENER_SLACK + 1;
+}
+
+static void
+listener_pause_all(void)
+{
+	struct timeval tv = {0, 20 * 1000};
+
+	if (!listener_full)
+		log_warn("event=accept action=pause connections=%zu "
+		         "ceiling=%zu",
+		    conn_open_count(), listener_ceiling);
+	listener_full = 1;
+	for (struct listener *l = listeners; l != NULL; l = l->next) {
+		evconnlistener_disable(l->evl);
+		event_add(l->pause, &tv);
+	}
+}
 
 static void
 listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
@@ -33,13 +71,25 @@ listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 	struct listener *l = arg;
 
 	l->cb(fd, sa, (socklen_t)salen, l->arg);
+	if (conn_open_count() >= listener_ceiling)
+		listener_pause_all();
 }
 
 static void
 listener_on_resume(evutil_socket_t fd, short what, void *arg)
 {
 	struct listener *l = arg;
+	struct timeval tv = {0, 20 * 1000};
 
+	if (listener_full &&
+	    conn_open_count() + LISTENER_SLACK > listener_ceiling) {
+		event_add(l->pause, &tv);
+		return;
+	}
+	if (listener_full)
+		log_info("event=accept action=resume connections=%zu",
+		    conn_open_count());
+	listener_full = 0;
 	evconnlistener_enable(l->evl);
 }
 
@@ -83,6 +133,8 @@ listener_start(struct event_base *base, const struct sockaddr *sa,
 	}
 	evconnlistener_set_error_cb(l->evl, listener_on_error);
 	l->pause = evtimer_new(base, listener_on_resume, l);
+	l->next = listeners;
+	listeners = l;
 	return l;
 }
 
@@ -197,6 +249,11 @@ listener_free(struct listener **lp)
 
 	if (l == NULL)
 		return;
+	for (struct listener **pp = &listeners; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == l) {
+			*pp = l->next;
+			break;
+		}
 	evconnlistener_free(l->evl);
 	event_free(l->pause);
 	if (l->unix_path != NULL) {

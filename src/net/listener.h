@@ -32,4 +32,10 @@ int listener_port(const struct listener *l);
 /* Closes the socket (and removes a UNIX socket file); sets *l to NULL. */
 void listener_free(struct listener **l);
 
+/*
+ * Client connections (conn_open_count()) at which every listener pauses
+ * until some have ended; unlimited until set.
+ */
+void listener_set_ceiling(size_t conns);
+
 #endif

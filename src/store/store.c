@@ -207,6 +207,13 @@ store_new(struct event_base *base, struct worker_pool *io, const char *dir,
 	return store;
 }
 
+size_t
+store_fd_reserve(const struct store *store)
+{
+	/* An index handle is three (database, WAL, shared memory). */
+	return store->handles_max * 3 + STORE_FD_SPARE;
+}
+
 void
 store_free(struct store **storep)
 {

@@ -120,6 +120,13 @@ struct store *store_new(struct event_base *base, struct worker_pool *io,
     const char *dir, char *err, size_t errlen);
 
 /*
+ * Descriptors the store may hold at once (its index handles, plus message
+ * files and folders being written or scanned): the server keeps that many
+ * free of client connections (listener_set_ceiling()).
+ */
+size_t store_fd_reserve(const struct store *store);
+
+/*
  * Chooses how deliveries are made durable (see enum store_fsync_mode). Call
  * on the loop thread before the first store_deliver(); the default is
  * STORE_FSYNC_SYNCFS.

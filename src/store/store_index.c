@@ -130,8 +130,10 @@ store_index_exec(sqlite3 *db, const char *sql)
 	char *msg = NULL;
 
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		log_error("event=store op=exec error=\"%s\"",
-		    msg ? msg : "unknown");
+		int e = sqlite3_system_errno(db);
+
+		log_error("event=store op=exec error=\"%s\" errno=\"%s\"",
+		    msg ? msg : "unknown", e ? strerror(e) : "none");
 		sqlite3_free(msg);
 		return -1;
 	}

@@ -30,6 +30,9 @@
 #define STORE_HANDLES_MAX 1024
 /* Seconds a handle may stay open unused before the sweep closes it. */
 #define STORE_HANDLE_IDLE 30
+
+/* Descriptors for message files, folders, inotify and logs besides handles. */
+#define STORE_FD_SPARE 256
 #define STORE_USER_BUCKETS 256
 
 struct store_item;
