@@ -195,6 +195,7 @@ store_new(struct event_base *base, struct worker_pool *io, const char *dir,
 	TAILQ_INIT(&store->lru);
 	TAILQ_INIT(&store->idle);
 	TAILQ_INIT(&store->ready);
+	TAILQ_INIT(&store->hwait);
 	TAILQ_INIT(&store->waiters);
 	TAILQ_INIT(&store->view_lru);
 	store->barrier_next = 1;
@@ -352,6 +353,7 @@ store_task_done(void *arg)
 		store_deliver_user_ready(store, u);
 	else
 		store_task_resume(store, u);
+	store_handle_wake(store);
 }
 
 /* Loop thread: starts u's next task when u is free and one waits. */
@@ -360,11 +362,14 @@ store_task_resume(struct store *store, struct store_user *u)
 {
 	struct store_task *t = TAILQ_FIRST(&u->tasks);
 
-	if (u->busy || t == NULL)
+	sqlite3 *victim;
+
+	if (u->busy || t == NULL ||
+	    store_user_take_handle(store, u, &victim) < 0)
 		return;
 	TAILQ_REMOVE(&u->tasks, t, link);
 	u->busy = 1;
-	t->close_db = store_user_take_handle(store, u);
+	t->close_db = victim;
 	store_deliver_submit(store, store_task_run, store_task_done, t);
 }
 
@@ -404,39 +409,80 @@ store_task_submit(struct store *store, const char *user, struct store_task *t)
 	store_task_resume(store, t->user);
 }
 
-/*
- * Called on the loop thread before a job takes user u: counts u's handle
- * in the cache and, when the cache is full, takes the handle of the least
- * recently used idle user, which the job closes on its worker (a close may
- * checkpoint the WAL). Returns that handle or NULL.
- */
-sqlite3 *
-store_user_take_handle(struct store *store, struct store_user *u)
+/* The least recently used cached user whose handle no job holds, or NULL. */
+static struct store_user *
+store_handle_victim(struct store *store)
 {
 	struct store_user *v;
-	sqlite3 *victim = NULL;
 
-	u->used = time(NULL);
-	if (u->in_lru) {
-		TAILQ_REMOVE(&store->lru, u, lru);
-		TAILQ_INSERT_HEAD(&store->lru, u, lru);
-		return NULL;
-	}
-	TAILQ_INSERT_HEAD(&store->lru, u, lru);
-	u->in_lru = 1;
-	if (++store->nopen <= store->handles_max)
-		return NULL;
-	TAILQ_FOREACH_REVERSE(v, &store->lru, store_user_list, lru) {
-		if (v != u && !v->busy && v->db != NULL) {
-			victim = v->db;
+	TAILQ_FOREACH_REVERSE(v, &store->lru, store_user_list, lru)
+		if (!v->busy && v->db != NULL)
+			return v;
+	return NULL;
+}
+
+/*
+ * Loop thread, before a job takes user u: gives u a place in the handle
+ * cache. When the cache is full, u takes the place of the least recently
+ * used idle user, whose handle comes back in *victim for the job to close
+ * on its worker (a close may checkpoint the WAL). When every cached user is
+ * busy, u waits on store->hwait until a job ends (store_handle_wake()), so
+ * a storm of logins never opens more than handles_max handles: each costs
+ * three descriptors. Returns 0, or -1 when u waits.
+ */
+int
+store_user_take_handle(struct store *store, struct store_user *u,
+    sqlite3 **victim)
+{
+	struct store_user *v;
+
+	*victim = NULL;
+	if (u->hwait)
+		return -1;
+	if (!u->in_lru) {
+		if (store->nopen >= store->handles_max) {
+			if ((v = store_handle_victim(store)) == NULL) {
+				u->hwait = 1;
+				TAILQ_INSERT_TAIL(&store->hwait, u, ready_link);
+				return -1;
+			}
+			*victim = v->db;
 			v->db = NULL;
 			TAILQ_REMOVE(&store->lru, v, lru);
 			v->in_lru = 0;
 			store->nopen--;
-			break;
 		}
+		TAILQ_INSERT_HEAD(&store->lru, u, lru);
+		u->in_lru = 1;
+		store->nopen++;
+	} else {
+		TAILQ_REMOVE(&store->lru, u, lru);
+		TAILQ_INSERT_HEAD(&store->lru, u, lru);
 	}
-	return victim;
+	u->used = time(NULL);
+	return 0;
+}
+
+/*
+ * Loop thread, when a job has ended or handles were closed: starts the
+ * waiting users' work, first come first served, while places are free.
+ */
+void
+store_handle_wake(struct store *store)
+{
+	struct store_user *u;
+
+	while ((u = TAILQ_FIRST(&store->hwait)) != NULL) {
+		if (store->nopen >= store->handles_max &&
+		    store_handle_victim(store) == NULL)
+			return;
+		TAILQ_REMOVE(&store->hwait, u, ready_link);
+		u->hwait = 0;
+		if (!TAILQ_EMPTY(&u->stage) || !TAILQ_EMPTY(&u->commit))
+			store_deliver_ujob_start(store, u);
+		else
+			store_task_resume(store, u);
+	}
 }
 
 /* After a job on u: forgets u's cache slot if its handle failed to open. */

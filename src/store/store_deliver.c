@@ -440,7 +440,7 @@ store_deliver_submit_first(struct store *store, worker_run_cb run,
 void
 store_deliver_user_ready(struct store *store, struct store_user *u)
 {
-	if (u->busy || u->ready)
+	if (u->busy || u->ready || u->hwait)
 		return;
 	u->ready = 1;
 	TAILQ_INSERT_TAIL(&store->ready, u, ready_link);
@@ -680,20 +680,28 @@ store_deliver_ujob_done(void *arg)
 	store_task_resume(store, u);
 	if (!TAILQ_EMPTY(&u->stage) || !TAILQ_EMPTY(&u->commit))
 		store_deliver_user_ready(store, u);
+	store_handle_wake(store);
 }
 
 /*
  * Loop thread: hands everything queued on u to one job. u is busy until
  * the job is done, so its handle is neither evicted nor shared.
  */
-static void
+void
 store_deliver_ujob_start(struct store *store, struct store_user *u)
 {
 	struct store_ujob *uj;
 	struct store_item *it;
+	sqlite3 *victim;
 
 	if (u->busy || (TAILQ_EMPTY(&u->stage) && TAILQ_EMPTY(&u->commit)))
 		return;
+	if (store_user_take_handle(store, u, &victim) < 0) {
+		/* Deliveries wait ahead of user tasks. */
+		TAILQ_REMOVE(&store->hwait, u, ready_link);
+		TAILQ_INSERT_HEAD(&store->hwait, u, ready_link);
+		return;
+	}
 	uj = xcalloc(1, sizeof(*uj));
 	uj->store = store;
 	uj->user = u;
@@ -706,7 +714,7 @@ store_deliver_ujob_start(struct store *store, struct store_user *u)
 	TAILQ_FOREACH(it, &uj->commit, link)
 		uj->usage_extra -= it->size;
 	u->busy = 1;
-	uj->close_db = store_user_take_handle(store, u);
+	uj->close_db = victim;
 	store_deliver_submit_first(store, store_deliver_ujob_run,
 	    store_deliver_ujob_done, uj);
 }

@@ -76,8 +76,10 @@ struct store_user {
 	char *name; /* the end of dir */
 	char *dir;  /* <store dir>/<name>, after the struct */
 	sqlite3 *db;
-	int busy;                      /* a user job runs and owns db */
-	int ready;                     /* on store->ready */
+	unsigned busy : 1;  /* a user job runs and owns db */
+	unsigned ready : 1; /* on store->ready */
+	unsigned hwait : 1; /* on store->hwait, by ready_link */
+	unsigned in_lru : 1;
 	struct store_item_list stage;  /* arrived items, to stage */
 	struct store_item_list commit; /* settled items, to commit or abort */
 	struct store_task_list tasks;  /* user tasks waiting for the handle */
@@ -85,9 +87,8 @@ struct store_user {
 	uint64_t staged_bytes;         /* staged in tmp/, not yet committed */
 	TAILQ_ENTRY(store_user) ready_link;
 	TAILQ_ENTRY(store_user) lru; /* users holding a handle, newest first */
-	int in_lru;
-	time_t used;             /* when a job last took the handle */
-	struct store_user *next; /* hash chain */
+	time_t used;                 /* when a job last took the handle */
+	struct store_user *next;     /* hash chain */
 };
 
 TAILQ_HEAD(store_user_list, store_user);
@@ -109,6 +110,7 @@ struct store {
 	size_t inflight;              /* deliveries not yet done */
 	struct store_djob_list idle;  /* deliveries with no user to work for */
 	struct store_user_list ready; /* users with work and no job yet */
+	struct store_user_list hwait; /* users waiting for a handle slot */
 	struct event *kick;           /* end of turn: start jobs and barrier */
 	struct store_item_list waiters; /* items waiting for a barrier */
 	uint64_t barrier_next;          /* the id the next barrier gets */
@@ -161,8 +163,10 @@ struct store_user *store_user_find(struct store *store, const char *name);
 void store_task_submit(struct store *store, const char *user,
     struct store_task *t);
 void store_task_resume(struct store *store, struct store_user *u);
-sqlite3 *store_user_take_handle(struct store *store, struct store_user *u);
+int store_user_take_handle(struct store *store, struct store_user *u,
+    sqlite3 **victim);
 void store_user_handle_failed(struct store *store, struct store_user *u);
+void store_handle_wake(struct store *store);
 int store_user_open(const char *userdir, sqlite3 **out);
 
 /* store_maildir.c */
@@ -194,6 +198,7 @@ enum store_status store_maildir_errno_status(int err);
 void store_deliver_submit(struct store *store, worker_run_cb run,
     worker_done_cb done, void *arg);
 void store_deliver_user_ready(struct store *store, struct store_user *u);
+void store_deliver_ujob_start(struct store *store, struct store_user *u);
 
 /*
  * store_view.c. store_view_apply() brings the loaded view of c's mailbox,

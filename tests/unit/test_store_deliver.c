@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -690,6 +691,107 @@ test_announce_order(void)
 	teardown(&c);
 }
 
+/* Index files open in this process, and the most seen at once. */
+static pthread_mutex_t budget_lock = PTHREAD_MUTEX_INITIALIZER;
+static int budget_peak;
+
+static int
+count_index_fds(void)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *de;
+	char path[300], target[512];
+	int n = 0;
+
+	if (dir == NULL)
+		return 0;
+	while ((de = readdir(dir)) != NULL) {
+		ssize_t len;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
+		len = readlink(path, target, sizeof(target) - 1);
+		if (len <= 0)
+			continue;
+		target[len] = '\0';
+		len -= (ssize_t)strlen(STORE_INDEX_FILE);
+		n += len > 0 && strcmp(target + len, STORE_INDEX_FILE) == 0;
+	}
+	closedir(dir);
+	return n;
+}
+
+struct budget_task {
+	struct store_task t;
+	struct ctx *c;
+	int had_db;
+};
+
+static void
+budget_run(struct store_task *t, sqlite3 *db)
+{
+	struct budget_task *bt = (struct budget_task *)t;
+	int n = count_index_fds();
+
+	bt->had_db = db != NULL;
+	pthread_mutex_lock(&budget_lock);
+	if (n > budget_peak)
+		budget_peak = n;
+	pthread_mutex_unlock(&budget_lock);
+}
+
+static void
+budget_done(struct store_task *t)
+{
+	struct budget_task *bt = (struct budget_task *)t;
+
+	CHECK(bt->had_db);
+	bt->c->done++;
+}
+
+/*
+ * A storm of tasks and deliveries for more users than the handle cache
+ * holds: every one runs, with its handle, and no more than handles_max
+ * index handles are ever open (the rest wait for a place).
+ */
+static void
+test_handle_budget(void)
+{
+	struct budget_task tasks[40];
+	struct store_delivery *ds[20];
+	struct ctx c;
+	char name[16];
+
+	setup(&c);
+	c.store->handles_max = 4;
+	budget_peak = 0;
+	for (int i = 0; i < 40; i++) {
+		memset(&tasks[i], 0, sizeof(tasks[i]));
+		tasks[i].c = &c;
+		tasks[i].t.run = budget_run;
+		tasks[i].t.done = budget_done;
+		snprintf(name, sizeof(name), "t%d", i);
+		store_task_submit(c.store, name, &tasks[i].t);
+		if (i % 2 == 0) {
+			const char *users[1];
+
+			snprintf(name, sizeof(name), "d%d", i / 2);
+			users[0] = name;
+			ds[i / 2] = make_delivery(&c, users, 1, 0);
+			store_deliver(c.store, ds[i / 2]);
+		}
+	}
+	run_until(&c, 60);
+	for (int i = 0; i < 20; i++) {
+		CHECK_INT(ds[i]->rcpts[0].status, STORE_OK);
+		store_delivery_free(&ds[i]);
+	}
+	CHECK(budget_peak > 0);
+	CHECK(budget_peak <= 4);
+	CHECK(c.store->nopen <= 4);
+	CHECK(TAILQ_EMPTY(&c.store->hwait));
+	teardown(&c);
+}
+
 int
 main(void)
 {
@@ -708,6 +810,7 @@ main(void)
 		CHECK_RUN(test_deliver_batch);
 		CHECK_RUN(test_group_commit);
 		CHECK_RUN(test_announce_order);
+		CHECK_RUN(test_handle_budget);
 		CHECK_RUN(test_quota);
 		CHECK_RUN(test_quota_inflight);
 		CHECK_RUN(test_all_or_none);
