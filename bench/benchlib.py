@@ -652,6 +652,18 @@ async def imap_session_to_idle(port, user, password, ctx=None,
     return client
 
 
+async def imap_session_login(port, user, password, ctx=None, session=None,
+                             timeout=IMAP_TIMEOUT):
+    """Connect and LOGIN, nothing else. Returns the client."""
+    client = await ImapClient.connect(port, ctx, session, timeout)
+    try:
+        await client.login(user, password)
+    except BaseException:
+        client.abort()
+        raise
+    return client
+
+
 class _FleetWorker:
     """The body of one fleet process: holds its users' sessions."""
 
@@ -663,17 +675,16 @@ class _FleetWorker:
         self.clients = {}
         self.sessions = {}
 
-    async def _one(self, user, sem, times, errors, reused):
+    async def _one(self, user, sem, times, errors, reused, login_only):
+        start = imap_session_login if login_only else imap_session_to_idle
         try:
             if sem is not None:
                 async with sem:
-                    c = await imap_session_to_idle(
-                        self.port, user, self.password, self.ctx,
-                        self.sessions.get(user))
+                    c = await start(self.port, user, self.password,
+                                    self.ctx, self.sessions.get(user))
             else:
-                c = await imap_session_to_idle(
-                    self.port, user, self.password, self.ctx,
-                    self.sessions.get(user))
+                c = await start(self.port, user, self.password, self.ctx,
+                                self.sessions.get(user))
         except (ImapError, OSError, asyncio.TimeoutError, ssl.SSLError) as e:
             errors.append(f"{user}: {e!r}"[:200])
             return
@@ -683,15 +694,17 @@ class _FleetWorker:
         if self.ctx is not None:
             self.sessions[user] = c.session()
 
-    async def open(self, concurrency, start_at=None):
+    async def open(self, concurrency, start_at=None, login_only=False):
         """Opens every user's session that is not open, concurrency at a
-        time (None: all at once, from start_at, a monotonic time)."""
+        time (None: all at once, from start_at, a monotonic time); with
+        login_only, sessions stop after LOGIN."""
         if start_at is not None:
             await asyncio.sleep(max(0.0, start_at - time.monotonic()))
         sem = asyncio.Semaphore(concurrency) if concurrency else None
         times, errors, reused = [], [], []
         t0 = time.monotonic()
-        await asyncio.gather(*(self._one(u, sem, times, errors, reused)
+        await asyncio.gather(*(self._one(u, sem, times, errors, reused,
+                                         login_only)
                                for u in self.users
                                if u not in self.clients))
         return {"t0": t0, "times": times, "errors": errors,
@@ -754,11 +767,14 @@ class Fleet:
             out.append(c.recv())
         return out
 
-    def open(self, concurrency=100, start_at=None, timeout=600):
+    def open(self, concurrency=100, start_at=None, timeout=600,
+             login_only=False):
         """Opens the sessions; returns a merged result: times (monotonic
-        time each session reached IDLE), errors, reused, open."""
+        time each session reached IDLE, or logged in with login_only),
+        errors, reused, open."""
         merged = {"times": [], "errors": [], "reused": 0, "open": 0}
-        for r in self._all("open", (concurrency, start_at), timeout):
+        for r in self._all("open", (concurrency, start_at, login_only),
+                           timeout):
             merged["times"] += r["times"]
             merged["errors"] += r["errors"]
             merged["reused"] += r["reused"]
