@@ -196,8 +196,8 @@ def print_header(args):
     print(f"delivery benchmark: systems {', '.join(args.systems)}; "
           f"protocols {', '.join(args.protocols)}; loopback only")
     if "pushmaild" in args.systems:
-        mode = "file" if any("fsync_mode" in c and "file" in c
-                             for c in args.pushmaild_config) else "syncfs"
+        mode = "syncfs" if any("fsync_mode" in c and "syncfs" in c
+                               for c in args.pushmaild_config) else "file"
         what = ("fdatasync of the file, a synchronous=FULL index commit "
                 "and an fsync of new/" if mode == "file" else
                 "a syncfs of the written file, then the index commit, the "

@@ -30,7 +30,7 @@ settings_defaults(struct settings *s)
 	s->smtp_timeout = 300;
 	s->smtp_data_timeout = 180;
 	s->io_threads = 4;
-	s->fsync_mode = STORE_FSYNC_SYNCFS;
+	s->fsync_mode = STORE_FSYNC_FILE;
 	s->auth_threads = 2;
 	s->auth_queue = 1000;
 	s->imap_plaintext_auth = IMAP_PLAINTEXT_LOOPBACK;

@@ -190,7 +190,7 @@ store_new(struct event_base *base, struct worker_pool *io, const char *dir,
 	store->base = base;
 	store->io = io;
 	store->dir = xstrdup(dir);
-	store->fsync_mode = STORE_FSYNC_SYNCFS;
+	store->fsync_mode = STORE_FSYNC_FILE;
 	store->handles_max = store_handles_budget();
 	TAILQ_INIT(&store->lru);
 	TAILQ_INIT(&store->idle);

@@ -32,15 +32,18 @@ enum store_status {
 };
 
 /*
- * How deliveries are made durable before their replies. SYNCFS (the
- * default): files are written without a sync, a syncfs(2) on the store's
+ * How deliveries are made durable before their replies. SYNCFS: files are
+ * written without a sync, a syncfs(2) on the store's
  * file system that starts after they are written makes them durable, index
  * rows commit with synchronous=NORMAL, and a syncfs that starts after the
  * commit and renames makes those and the WAL durable. One syncfs runs at a
- * time and serves every delivery waiting for it. FILE: each file is
- * fdatasynced, rows commit with synchronous=FULL, and new/ is fsynced once
- * per user job; for a store spread over several file systems (a user
- * directory mounted apart).
+ * time and serves every delivery waiting for it; but a syncfs also writes
+ * out whatever else is dirty on that file system (other programs' files,
+ * the index shared-memory files a login storm dirties: 340 MB after 5,000
+ * SELECTs, a 1.5 s syncfs), so a delivery's latency depends on others.
+ * FILE (the default): each file is fdatasynced, rows commit with
+ * synchronous=FULL, and new/ is fsynced once per user job; a delivery
+ * waits for its own data only, and a store may span file systems.
  */
 enum store_fsync_mode {
 	STORE_FSYNC_SYNCFS = 0,
@@ -129,7 +132,7 @@ size_t store_fd_reserve(const struct store *store);
 /*
  * Chooses how deliveries are made durable (see enum store_fsync_mode). Call
  * on the loop thread before the first store_deliver(); the default is
- * STORE_FSYNC_SYNCFS.
+ * STORE_FSYNC_FILE.
  */
 void store_set_fsync_mode(struct store *store, enum store_fsync_mode mode);
 

@@ -1258,8 +1258,12 @@ store_view_claim_sql(struct store_view_claim *cl, sqlite3 *db)
 	cl->first_recent = (uint32_t)sqlite3_column_int64(st, 0);
 	cl->uidnext = (uint32_t)sqlite3_column_int64(st, 1);
 	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW ||
-	    sqlite3_prepare_v2(db,
+	if (rc != SQLITE_ROW)
+		return -1;
+	/* Nothing arrived since the last claim (a reconnect, mostly). */
+	if (cl->first_recent >= cl->uidnext)
+		return 0;
+	if (sqlite3_prepare_v2(db,
 	        "UPDATE mailbox SET first_recent_uid ="
 	        " uidnext WHERE id = ?",
 	        -1, &st, NULL) != SQLITE_OK)

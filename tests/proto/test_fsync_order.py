@@ -1,12 +1,13 @@
 """Traces the daemon's system calls to show each 250 follows its syncs.
 
 SIGKILL leaves the page cache intact, so only a trace shows the order. With
-fsync_mode = file: the message file is synced in tmp/, the index commit is
-synced (SQLite WAL), the file is renamed into new/ and new/ is synced, and
-only then is the reply written to the client. With fsync_mode = syncfs (the
-default): the file is written in tmp/ without a sync of its own, one
-syncfs(2) makes it durable, the file is renamed into new/, a second syncfs
-makes the rename and the index commit durable, then the reply is written.
+fsync_mode = file (the default): the message file is synced in tmp/, the
+index commit is synced (SQLite WAL), the file is renamed into new/ and new/
+is synced, and only then is the reply written to the client. With
+fsync_mode = syncfs: the file is written in tmp/ without a sync of its own,
+one syncfs(2) makes it durable, the file is renamed into new/, a second
+syncfs makes the rename and the index commit durable, then the reply is
+written.
 """
 import os
 import re
