@@ -45,11 +45,21 @@ class RefstackError(Exception):
     """A reference server failed to start or to stop."""
 
 
+_ports_given = set()
+
+
 def free_port():
-    """Returns a loopback TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """Returns a loopback TCP port that was free a moment ago and that this
+    process was not given before: a server binds its ports only when it
+    starts, so the kernel may offer a port just released twice in a row."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            break
+    _ports_given.add(port)
+    return port
 
 
 def wait_port(port, timeout, proc=None):
