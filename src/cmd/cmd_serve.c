@@ -45,7 +45,7 @@ struct serve {
 	struct imap_server **imap_servers; /* parallel to servers */
 	struct listener **listeners;
 	size_t nlisteners;
-	struct event *sigs[3];
+	struct event *sigs[4];
 	struct event *latency_timer;
 	uint64_t latency_logged; /* samples when push_latency was last logged */
 };
@@ -349,6 +349,13 @@ serve_on_signal(evutil_socket_t sig, short what, void *arg)
 		userdb_reload(sv->userdb);
 		return;
 	}
+	if (sig == SIGUSR1) {
+		/* The indexes are locked while open: this frees them for
+		 * sqlite3 or a backup until sessions use them again. */
+		store_release_handles(sv->store);
+		log_info("event=store action=release_handles");
+		return;
+	}
 	log_info("event=stop signal=%d", (int)sig);
 	event_base_loopexit(sv->base, NULL);
 }
@@ -356,10 +363,10 @@ serve_on_signal(evutil_socket_t sig, short what, void *arg)
 static void
 serve_signals(struct serve *sv)
 {
-	const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+	const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
 
 	signal(SIGPIPE, SIG_IGN);
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		sv->sigs[i] =
 		    evsignal_new(sv->base, sigs[i], serve_on_signal, sv);
 		event_add(sv->sigs[i], NULL);
@@ -377,7 +384,7 @@ serve_cleanup(struct serve *sv)
 	free(sv->listeners);
 	free(sv->servers);
 	free(sv->imap_servers);
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < sizeof(sv->sigs) / sizeof(sv->sigs[0]); i++) {
 		if (sv->sigs[i] != NULL)
 			event_free(sv->sigs[i]);
 	}

@@ -166,6 +166,24 @@ store_sweep(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+void
+store_release_handles(struct store *store)
+{
+	struct store_user *u, *prev;
+
+	for (u = TAILQ_LAST(&store->lru, store_user_list); u != NULL;
+	     u = prev) {
+		prev = TAILQ_PREV(u, store_user_list, lru);
+		if (u->busy || u->db == NULL)
+			continue;
+		store_index_close(&u->db);
+		TAILQ_REMOVE(&store->lru, u, lru);
+		u->in_lru = 0;
+		store->nopen--;
+	}
+	store_handle_wake(store);
+}
+
 struct store *
 store_new(struct event_base *base, struct worker_pool *io, const char *dir,
     char *err, size_t errlen)
@@ -211,8 +229,8 @@ store_new(struct event_base *base, struct worker_pool *io, const char *dir,
 size_t
 store_fd_reserve(const struct store *store)
 {
-	/* An index handle is three (database, WAL, shared memory). */
-	return store->handles_max * 3 + STORE_FD_SPARE;
+	/* An index handle is two (database, WAL). */
+	return store->handles_max * 2 + STORE_FD_SPARE;
 }
 
 void
@@ -428,7 +446,7 @@ store_handle_victim(struct store *store)
  * on its worker (a close may checkpoint the WAL). When every cached user is
  * busy, u waits on store->hwait until a job ends (store_handle_wake()), so
  * a storm of logins never opens more than handles_max handles: each costs
- * three descriptors. Returns 0, or -1 when u waits.
+ * two descriptors. Returns 0, or -1 when u waits.
  */
 int
 store_user_take_handle(struct store *store, struct store_user *u,
@@ -599,12 +617,18 @@ int
 store_mailbox_status(struct store *store, const char *user, const char *mailbox,
     struct store_mailbox_status *out)
 {
+	struct store_user *u;
 	char *userdir, *path;
 	sqlite3 *db = NULL;
 	int r = -1;
 
 	if (!store_maildir_user_ok(user))
 		return -1;
+	/* The user's jobs end first: their handle locks the index. */
+	while ((u = store_user_find(store, user)) != NULL &&
+	    (u->busy || !TAILQ_EMPTY(&u->tasks)))
+		event_base_loop(store->base, EVLOOP_ONCE);
+	store_release_handles(store);
 	userdir = xasprintf("%s/%s", store->dir, user);
 	path = xasprintf("%s/" STORE_INDEX_FILE, userdir);
 	if (access(path, F_OK) == 0 && store_index_open(userdir, &db) == 0) {

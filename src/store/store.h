@@ -145,6 +145,15 @@ int store_fsync_mode_parse(const char *s, enum store_fsync_mode *out);
 /* Waits for every pending operation to complete, then frees the store. */
 void store_free(struct store **store);
 
+/*
+ * Loop thread: closes, on the calling thread, the index handle of every
+ * user no job is running for. Each handle locks its index for as long as
+ * it is open (the daemon owns the data directory), so this is what lets
+ * another process read an index, as the tests do; the handles reopen on
+ * the next job.
+ */
+void store_release_handles(struct store *store);
+
 void store_set_change_cb(struct store *store, store_change_cb cb, void *arg);
 
 /*
@@ -194,9 +203,9 @@ struct store_mailbox_status {
 
 /*
  * Reads a mailbox's counters from the user's index on a connection of its
- * own, synchronously: for tools, tests and the crash test, not for the loop
- * thread of a running server. Returns 0, or -1 when the user or mailbox
- * does not exist or the index cannot be read.
+ * own, synchronously, after store_release_handles(): for tools, tests and
+ * the crash test, not for the loop thread of a running server. Returns 0, or -1
+ * when the user or mailbox does not exist or the index cannot be read.
  */
 int store_mailbox_status(struct store *store, const char *user,
     const char *mailbox, struct store_mailbox_status *out);

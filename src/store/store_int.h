@@ -23,7 +23,7 @@
 #define STORE_UIDVALIDITY_FILE "pushmail-uidvalidity"
 #define STORE_USER_MAX 128
 /*
- * Open SQLite handles (about three descriptors each) are bounded by a
+ * Open SQLite handles (two descriptors each) are bounded by a
  * share of the descriptor limit, between these two.
  */
 #define STORE_HANDLES_MIN 16

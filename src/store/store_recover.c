@@ -508,6 +508,7 @@ store_recover(struct store *store, char *err, size_t errlen)
 	char **users = store_recover_list(store->dir, &n);
 	int rc = 0;
 
+	store_release_handles(store);
 	for (size_t i = 0; i < n; i++) {
 		char *path = xasprintf("%s/%s", store->dir, users[i]);
 		struct stat st;

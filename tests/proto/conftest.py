@@ -98,6 +98,16 @@ class Daemon:
             time.sleep(0.02)
         raise AssertionError(f"no {pattern!r} in log:\n{self.log()}")
 
+    def release_index(self):
+        """Asks a running daemon to close its index handles (SIGUSR1):
+        each locks its index while open, and the test is about to read one
+        with sqlite3. A no-op when the daemon is not running."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        pos = len(self.log())
+        self.proc.send_signal(signal.SIGUSR1)
+        self.wait_log("event=store action=release_handles", start=pos)
+
     def stop(self, sig=signal.SIGTERM):
         if self.proc is None:
             return None

@@ -14,6 +14,7 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 
 def inbox_rows(d, user):
+    d.release_index()
     db = sqlite3.connect(os.path.join(d.user_dir(user), "pushmail.sqlite"))
     try:
         return db.execute("SELECT COUNT(*) FROM message").fetchone()[0]

@@ -76,6 +76,7 @@ def test_create_list_append_rename_delete(imapd):
                                            ".Older"))
     typ, data = c.select("Older")
     assert typ == "NO"
+    imapd.release_index()
     db = sqlite3.connect(os.path.join(imapd.user_dir(USER),
                                       "pushmail.sqlite"))
     usage = dict(db.execute("SELECT key, value FROM meta"))

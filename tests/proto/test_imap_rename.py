@@ -191,6 +191,7 @@ def test_rename_inbox(imapd):
     c.close()
     c.logout()
     # The moved rows count once in the quota usage.
+    imapd.release_index()
     db = sqlite3.connect(os.path.join(imapd.user_dir(USER),
                                       "pushmail.sqlite"))
     usage = dict(db.execute("SELECT key, value FROM meta"))
@@ -336,6 +337,7 @@ def test_crash_after_commit_recovered(imapd):
     assert files(imapd, "") == []
     assert not os.path.exists(os.path.join(udir, ".Box"))
     c.logout()
+    imapd.release_index()
     db = sqlite3.connect(os.path.join(udir, "pushmail.sqlite"))
     assert db.execute("SELECT count(*) FROM pending_rename").fetchone() \
         == (0,)

@@ -22,6 +22,7 @@ def smtp(d):
 
 
 def rows(d, user):
+    d.release_index()
     db = sqlite3.connect(os.path.join(d.user_dir(user), "pushmail.sqlite"))
     try:
         return db.execute("SELECT uid, size FROM message ORDER BY uid"

@@ -160,6 +160,7 @@ open_index(struct ctx *c, const char *user)
 	char *path = xasprintf("%s/%s/" STORE_INDEX_FILE, c->dir, user);
 	sqlite3 *db = NULL;
 
+	store_release_handles(c->store);
 	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
 	free(path);
 	return db;

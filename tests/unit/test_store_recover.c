@@ -239,6 +239,7 @@ test_foreign_and_vanished(void)
 	free(name);
 	free(path);
 
+	store_release_handles(c.store);
 	path = xasprintf("%s/alice/" STORE_INDEX_FILE, c.dir);
 	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
 	{
