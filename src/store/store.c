@@ -86,6 +86,7 @@ store_now_us(void)
 /* A handle the sweep took from its user, closed on a worker. */
 struct store_sweep_job {
 	struct store *store;
+	struct store_user *user;
 	sqlite3 *db;
 };
 
@@ -104,6 +105,7 @@ store_sweep_closed(void *arg)
 	struct store_sweep_job *j = arg;
 
 	j->store->inflight--;
+	store_user_closed(j->store, j->user);
 	free(j);
 }
 
@@ -154,8 +156,10 @@ store_sweep(evutil_socket_t fd, short what, void *arg)
 			continue;
 		j = xcalloc(1, sizeof(*j));
 		j->store = store;
+		j->user = u;
 		j->db = u->db;
 		u->db = NULL;
+		u->closing = 1;
 		TAILQ_REMOVE(&store->lru, u, lru);
 		u->in_lru = 0;
 		store->nopen--;
@@ -366,6 +370,8 @@ store_task_done(void *arg)
 	u->busy = 0;
 	store_user_handle_failed(store, u);
 	store->inflight--;
+	if (t->close_user != NULL)
+		store_user_closed(store, t->close_user);
 	t->done(t);
 	if (!TAILQ_EMPTY(&u->stage) || !TAILQ_EMPTY(&u->commit))
 		store_deliver_user_ready(store, u);
@@ -380,14 +386,16 @@ store_task_resume(struct store *store, struct store_user *u)
 {
 	struct store_task *t = TAILQ_FIRST(&u->tasks);
 
+	struct store_user *victim_user;
 	sqlite3 *victim;
 
 	if (u->busy || t == NULL ||
-	    store_user_take_handle(store, u, &victim) < 0)
+	    store_user_take_handle(store, u, &victim, &victim_user) < 0)
 		return;
 	TAILQ_REMOVE(&u->tasks, t, link);
 	u->busy = 1;
 	t->close_db = victim;
+	t->close_user = victim_user;
 	store_deliver_submit(store, store_task_run, store_task_done, t);
 }
 
@@ -446,16 +454,19 @@ store_handle_victim(struct store *store)
  * on its worker (a close may checkpoint the WAL). When every cached user is
  * busy, u waits on store->hwait until a job ends (store_handle_wake()), so
  * a storm of logins never opens more than handles_max handles: each costs
- * two descriptors. Returns 0, or -1 when u waits.
+ * two descriptors. The victim is marked closing until that job is done
+ * (store_user_closed()): its index stays locked until the close, so it
+ * starts no job of its own before. Returns 0, or -1 when u waits.
  */
 int
 store_user_take_handle(struct store *store, struct store_user *u,
-    sqlite3 **victim)
+    sqlite3 **victim, struct store_user **victim_user)
 {
 	struct store_user *v;
 
 	*victim = NULL;
-	if (u->hwait)
+	*victim_user = NULL;
+	if (u->hwait || u->closing)
 		return -1;
 	if (!u->in_lru) {
 		if (store->nopen >= store->handles_max) {
@@ -465,7 +476,9 @@ store_user_take_handle(struct store *store, struct store_user *u,
 				return -1;
 			}
 			*victim = v->db;
+			*victim_user = v;
 			v->db = NULL;
+			v->closing = 1;
 			TAILQ_REMOVE(&store->lru, v, lru);
 			v->in_lru = 0;
 			store->nopen--;
@@ -479,6 +492,20 @@ store_user_take_handle(struct store *store, struct store_user *u,
 	}
 	u->used = time(NULL);
 	return 0;
+}
+
+/*
+ * Loop thread: u's evicted handle is closed; the work u was given meanwhile
+ * starts (deliveries first).
+ */
+void
+store_user_closed(struct store *store, struct store_user *u)
+{
+	u->closing = 0;
+	if (!TAILQ_EMPTY(&u->stage) || !TAILQ_EMPTY(&u->commit))
+		store_deliver_user_ready(store, u);
+	else
+		store_task_resume(store, u);
 }
 
 /*

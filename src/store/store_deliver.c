@@ -74,6 +74,7 @@ struct store_ujob {
 	struct store *store;
 	struct store_user *user;
 	sqlite3 *close_db;             /* a handle evicted from the cache */
+	struct store_user *close_user; /* whose it was */
 	struct store_item_list commit; /* (a) settled items */
 	struct store_item_list stage;  /* (b) arrived items */
 	uint64_t usage_extra; /* staged by earlier jobs, not yet committed */
@@ -664,6 +665,8 @@ store_deliver_ujob_done(void *arg)
 
 	u->busy = 0;
 	store_user_handle_failed(store, u);
+	if (uj->close_user != NULL)
+		store_user_closed(store, uj->close_user);
 	while ((it = TAILQ_FIRST(&uj->commit)) != NULL) {
 		TAILQ_REMOVE(&uj->commit, it, link);
 		u->staged_bytes -= it->size;
@@ -692,14 +695,17 @@ store_deliver_ujob_start(struct store *store, struct store_user *u)
 {
 	struct store_ujob *uj;
 	struct store_item *it;
+	struct store_user *victim_user;
 	sqlite3 *victim;
 
 	if (u->busy || (TAILQ_EMPTY(&u->stage) && TAILQ_EMPTY(&u->commit)))
 		return;
-	if (store_user_take_handle(store, u, &victim) < 0) {
+	if (store_user_take_handle(store, u, &victim, &victim_user) < 0) {
 		/* Deliveries wait ahead of user tasks. */
-		TAILQ_REMOVE(&store->hwait, u, ready_link);
-		TAILQ_INSERT_HEAD(&store->hwait, u, ready_link);
+		if (u->hwait) {
+			TAILQ_REMOVE(&store->hwait, u, ready_link);
+			TAILQ_INSERT_HEAD(&store->hwait, u, ready_link);
+		}
 		return;
 	}
 	uj = xcalloc(1, sizeof(*uj));
@@ -715,6 +721,7 @@ store_deliver_ujob_start(struct store *store, struct store_user *u)
 		uj->usage_extra -= it->size;
 	u->busy = 1;
 	uj->close_db = victim;
+	uj->close_user = victim_user;
 	store_deliver_submit_first(store, store_deliver_ujob_run,
 	    store_deliver_ujob_done, uj);
 }

@@ -64,6 +64,7 @@ struct store_task {
 	store_task_run_cb run;   /* worker; db is NULL when it cannot open */
 	store_task_done_cb done; /* loop thread, afterwards */
 	sqlite3 *close_db;       /* a handle evicted from the cache */
+	struct store_user *close_user; /* whose it was */
 	TAILQ_ENTRY(store_task) link;
 };
 
@@ -76,9 +77,10 @@ struct store_user {
 	char *name; /* the end of dir */
 	char *dir;  /* <store dir>/<name>, after the struct */
 	sqlite3 *db;
-	unsigned busy : 1;  /* a user job runs and owns db */
-	unsigned ready : 1; /* on store->ready */
-	unsigned hwait : 1; /* on store->hwait, by ready_link */
+	unsigned busy : 1;    /* a user job runs and owns db */
+	unsigned ready : 1;   /* on store->ready */
+	unsigned hwait : 1;   /* on store->hwait, by ready_link */
+	unsigned closing : 1; /* another job is closing its evicted handle */
 	unsigned in_lru : 1;
 	struct store_item_list stage;  /* arrived items, to stage */
 	struct store_item_list commit; /* settled items, to commit or abort */
@@ -164,7 +166,8 @@ void store_task_submit(struct store *store, const char *user,
     struct store_task *t);
 void store_task_resume(struct store *store, struct store_user *u);
 int store_user_take_handle(struct store *store, struct store_user *u,
-    sqlite3 **victim);
+    sqlite3 **victim, struct store_user **victim_user);
+void store_user_closed(struct store *store, struct store_user *u);
 void store_user_handle_failed(struct store *store, struct store_user *u);
 void store_handle_wake(struct store *store);
 int store_user_open(const char *userdir, sqlite3 **out);

@@ -757,7 +757,7 @@ budget_done(struct store_task *t)
 static void
 test_handle_budget(void)
 {
-	struct budget_task tasks[40];
+	struct budget_task tasks[40], again[36];
 	struct store_delivery *ds[20];
 	struct ctx c;
 	char name[16];
@@ -782,6 +782,22 @@ test_handle_budget(void)
 		}
 	}
 	run_until(&c, 60);
+	/*
+	 * Twelve users in turn through four places: each comes back while
+	 * the handle evicted from it may still be closing, and must wait for
+	 * that close (its index stays locked until then) instead of failing.
+	 */
+	for (int i = 0; i < 36; i++) {
+		memset(&again[i], 0, sizeof(again[i]));
+		again[i].c = &c;
+		again[i].t.run = budget_run;
+		again[i].t.done = budget_done;
+		snprintf(name, sizeof(name), "t%d", i % 12);
+		store_task_submit(c.store, name, &again[i].t);
+		if (i % 5 == 0)
+			event_base_loop(c.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	}
+	run_until(&c, 96);
 	for (int i = 0; i < 20; i++) {
 		CHECK_INT(ds[i]->rcpts[0].status, STORE_OK);
 		store_delivery_free(&ds[i]);
