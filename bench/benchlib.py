@@ -254,8 +254,24 @@ class Pushmaild:
         return sum(refstack.count_files(d) for d in
                    glob.glob(os.path.join(self.data, "mail", "*", "new")))
 
+    def release_index(self):
+        """Asks the running daemon to close its index handles (SIGUSR1):
+        each locks its index while open."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        before = refstack.tail(self.log, 100000).count(
+            "action=release_handles")
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if refstack.tail(self.log, 100000).count(
+                    "action=release_handles") > before:
+                return
+            time.sleep(0.05)
+
     def index_count(self):
         """Rows in every user's message table (None if unreadable)."""
+        self.release_index()
         total = 0
         for db in glob.glob(os.path.join(self.data, "mail", "*",
                                          "pushmail.sqlite")):
