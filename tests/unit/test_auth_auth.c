@@ -231,7 +231,9 @@ test_throttle(void)
 	for (size_t i = 0; i < sizeof(want) / sizeof(*want); i++) {
 		r = verify(auth, base, "p@x.org", "bad", "192.0.2.1");
 		CHECK_INT(r.r, AUTH_FAILED);
-		if (r.ms < want[i] - 5 || r.ms > want[i] + 80)
+		/* libevent's timers run on the coarse monotonic clock, a
+		 * few ms a tick: they may fire up to two ticks early. */
+		if (r.ms < want[i] - 10 || r.ms > want[i] + 80)
 			CHECK_FAIL("failure %zu took %ld ms, expected %ld", i,
 			    r.ms, want[i]);
 	}
