@@ -48,6 +48,8 @@ struct serve {
 	struct event *sigs[4];
 	struct event *latency_timer;
 	uint64_t latency_logged; /* samples when push_latency was last logged */
+	struct event *release_timer; /* SIGUSR1 waiting for busy handles */
+	unsigned release_tries;
 };
 
 static void
@@ -339,6 +341,33 @@ serve_listen(struct serve *sv)
 	return 0;
 }
 
+/* Tries SERVE_RELEASE_TRIES times, SERVE_RELEASE_WAIT_US apart. */
+#define SERVE_RELEASE_TRIES 500
+#define SERVE_RELEASE_WAIT_US 10000
+
+/*
+ * The indexes are locked while open: SIGUSR1 frees them for sqlite3 or a
+ * backup until sessions use them again. A handle a job is using closes
+ * once the job ends, so this retries until none is left (jobs take
+ * milliseconds), for 5 s at most.
+ */
+static void
+serve_release(evutil_socket_t fd, short what, void *arg)
+{
+	struct serve *sv = arg;
+	struct timeval later = {0, SERVE_RELEASE_WAIT_US};
+	size_t busy = store_release_handles(sv->store);
+
+	if (busy > 0 && ++sv->release_tries < SERVE_RELEASE_TRIES) {
+		event_add(sv->release_timer, &later);
+		return;
+	}
+	if (busy > 0)
+		log_warn("event=store action=release_handles busy=%zu", busy);
+	else
+		log_info("event=store action=release_handles");
+}
+
 static void
 serve_on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -350,10 +379,9 @@ serve_on_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	if (sig == SIGUSR1) {
-		/* The indexes are locked while open: this frees them for
-		 * sqlite3 or a backup until sessions use them again. */
-		store_release_handles(sv->store);
-		log_info("event=store action=release_handles");
+		sv->release_tries = 0;
+		if (!event_pending(sv->release_timer, EV_TIMEOUT, NULL))
+			serve_release(-1, 0, sv);
 		return;
 	}
 	log_info("event=stop signal=%d", (int)sig);
@@ -371,6 +399,7 @@ serve_signals(struct serve *sv)
 		    evsignal_new(sv->base, sigs[i], serve_on_signal, sv);
 		event_add(sv->sigs[i], NULL);
 	}
+	sv->release_timer = evtimer_new(sv->base, serve_release, sv);
 }
 
 static void
@@ -390,6 +419,8 @@ serve_cleanup(struct serve *sv)
 	}
 	if (sv->latency_timer != NULL)
 		event_free(sv->latency_timer);
+	if (sv->release_timer != NULL)
+		event_free(sv->release_timer);
 	/* The store waits for deliveries in flight before it goes. */
 	store_free(&sv->store);
 	if (sv->hub != NULL)

@@ -34,6 +34,13 @@ struct worker_pool *worker_pool_new(struct event_base *base, const char *name,
 int worker_pool_submit(struct worker_pool *pool, worker_run_cb run,
     worker_done_cb done, void *arg);
 
+/*
+ * From a job's run callback: queues done(arg) on the loop thread at once,
+ * ahead of the job's own completion, so a job can hand over the part of
+ * its work that is finished while it goes on with the rest.
+ */
+void worker_pool_post(struct worker_pool *pool, worker_done_cb done, void *arg);
+
 /* Seconds a thread waits for work before it ends (default 10). */
 void worker_pool_set_idle_exit(struct worker_pool *pool, unsigned seconds);
 

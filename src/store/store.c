@@ -170,14 +170,17 @@ store_sweep(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-void
+size_t
 store_release_handles(struct store *store)
 {
 	struct store_user *u, *prev;
+	size_t busy = 0;
 
 	for (u = TAILQ_LAST(&store->lru, store_user_list); u != NULL;
 	     u = prev) {
 		prev = TAILQ_PREV(u, store_user_list, lru);
+		if (u->busy)
+			busy++;
 		if (u->busy || u->db == NULL)
 			continue;
 		store_index_close(&u->db);
@@ -186,6 +189,7 @@ store_release_handles(struct store *store)
 		store->nopen--;
 	}
 	store_handle_wake(store);
+	return busy;
 }
 
 struct store *

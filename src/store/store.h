@@ -150,9 +150,10 @@ void store_free(struct store **store);
  * user no job is running for. Each handle locks its index for as long as
  * it is open (the daemon owns the data directory), so this is what lets
  * another process read an index, as the tests do; the handles reopen on
- * the next job.
+ * the next job. Returns how many handles stay open because a job is using
+ * them (a delivery is reported done before its job has ended).
  */
-void store_release_handles(struct store *store);
+size_t store_release_handles(struct store *store);
 
 void store_set_change_cb(struct store *store, store_change_cb cb, void *arg);
 

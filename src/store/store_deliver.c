@@ -50,6 +50,7 @@ struct store_item {
 	uint64_t size;
 	int staged;    /* the file is in tmp/ and ours to remove */
 	int committed; /* the row is committed */
+	int direct;    /* committed by the job that staged it */
 	enum store_status status;
 	int64_t mailbox_id;
 	uint32_t uidvalidity;
@@ -80,6 +81,12 @@ struct store_ujob {
 	uint64_t usage_extra; /* staged by earlier jobs, not yet committed */
 	int64_t mailbox_id;
 	uint32_t uidvalidity;
+};
+
+/* Committed items a job hands to the loop before it ends. */
+struct store_handover {
+	struct store *store;
+	struct store_item_list items;
 };
 
 /* A job the pool refused, submitted again shortly. */
@@ -257,6 +264,23 @@ store_deliver_place(struct store_ujob *uj)
 	free(newdir);
 }
 
+static void store_deliver_handover_done(void *arg);
+
+/*
+ * Worker: hands uj's committed items to the loop now (their 250 and push
+ * need nothing more) rather than when the job ends.
+ */
+static void
+store_deliver_hand_over(struct store_ujob *uj)
+{
+	struct store_handover *h = xmalloc(sizeof(*h));
+
+	h->store = uj->store;
+	TAILQ_INIT(&h->items);
+	TAILQ_CONCAT(&h->items, &uj->commit, link);
+	worker_pool_post(uj->store->io, store_deliver_handover_done, h);
+}
+
 /*
  * Worker, step (a): unlinks the files of refused items, then commits the
  * rest and renames them into new/. Failed rows leave nothing behind.
@@ -283,6 +307,7 @@ store_deliver_commit(struct store_ujob *uj)
 			    uj->mailbox_id, uj->user->dir,
 			    STORE_WATCH_KEEP_NEW);
 		store_deliver_place(uj);
+		store_deliver_hand_over(uj);
 		if (store_watch_keep_end(&keep, uj->user->db) < 0)
 			store_index_close(&uj->user->db);
 		return;
@@ -313,6 +338,29 @@ store_deliver_stage(struct store_ujob *uj)
 		store_deliver_stage_one(uj->store, it, &usage);
 }
 
+/*
+ * Worker, file mode: an item staged for a delivery with no other
+ * recipient is settled (nothing to wait for) and committed by the same job,
+ * which saves a round trip through the loop and a second job.
+ */
+static void
+store_deliver_take_direct(struct store_ujob *uj)
+{
+	struct store_item *it, *next;
+
+	if (uj->store->fsync_mode != STORE_FSYNC_FILE)
+		return;
+	for (it = TAILQ_FIRST(&uj->stage); it != NULL; it = next) {
+		next = TAILQ_NEXT(it, link);
+		if (!it->staged || it->job->d->nrcpts != 1)
+			continue;
+		TAILQ_REMOVE(&uj->stage, it, link);
+		it->op = STORE_OP_COMMIT;
+		it->direct = 1;
+		TAILQ_INSERT_TAIL(&uj->commit, it, link);
+	}
+}
+
 /* Worker: opens the user's index if needed and finds INBOX. */
 static int
 store_deliver_open(struct store_ujob *uj)
@@ -331,7 +379,10 @@ store_deliver_open(struct store_ujob *uj)
 	return 0;
 }
 
-/* Worker: the one job for uj->user; commits, then stages. */
+/*
+ * Worker: the one job for uj->user; it either commits settled items or
+ * stages new ones (committing those that need not wait for settling).
+ */
 static void
 store_deliver_ujob_run(void *arg)
 {
@@ -345,8 +396,11 @@ store_deliver_ujob_run(void *arg)
 			mime_parse(it->job->d->data, it->job->d->len,
 			    &it->job->mime);
 	if (store_deliver_open(uj) == 0) {
+		if (!TAILQ_EMPTY(&uj->stage)) {
+			store_deliver_stage(uj);
+			store_deliver_take_direct(uj);
+		}
 		store_deliver_commit(uj);
-		store_deliver_stage(uj);
 		store_index_idle(uj->user->db);
 		return;
 	}
@@ -635,6 +689,13 @@ store_deliver_barrier_start(struct store *store)
 static void
 store_deliver_committed(struct store *store, struct store_item *it)
 {
+	struct store_user *u = it->user;
+
+	/* A direct item was never counted as staged, nor settled. */
+	if (it->direct)
+		it->job->unsettled--;
+	else
+		u->staged_bytes -= it->size;
 	if (it->committed && store->fsync_mode == STORE_FSYNC_SYNCFS) {
 		store_deliver_wait(store, it, STORE_STEP_COMMITTED);
 		return;
@@ -664,12 +725,12 @@ store_deliver_ujob_done(void *arg)
 	struct store_item *it;
 
 	u->busy = 0;
+	store->inflight--;
 	store_user_handle_failed(store, u);
 	if (uj->close_user != NULL)
 		store_user_closed(store, uj->close_user);
 	while ((it = TAILQ_FIRST(&uj->commit)) != NULL) {
 		TAILQ_REMOVE(&uj->commit, it, link);
-		u->staged_bytes -= it->size;
 		store_deliver_committed(store, it);
 	}
 	while ((it = TAILQ_FIRST(&uj->stage)) != NULL) {
@@ -686,9 +747,24 @@ store_deliver_ujob_done(void *arg)
 	store_handle_wake(store);
 }
 
+/* Loop thread: the items a job handed over before it ended. */
+static void
+store_deliver_handover_done(void *arg)
+{
+	struct store_handover *h = arg;
+	struct store_item *it;
+
+	while ((it = TAILQ_FIRST(&h->items)) != NULL) {
+		TAILQ_REMOVE(&h->items, it, link);
+		store_deliver_committed(h->store, it);
+	}
+	free(h);
+}
+
 /*
- * Loop thread: hands everything queued on u to one job. u is busy until
- * the job is done, so its handle is neither evicted nor shared.
+ * Loop thread: hands u's settled items, or else its new ones, to one job
+ * (so a commit never waits for another message's staging). u is busy
+ * until the job is done, so its handle is neither evicted nor shared.
  */
 void
 store_deliver_ujob_start(struct store *store, struct store_user *u)
@@ -713,13 +789,17 @@ store_deliver_ujob_start(struct store *store, struct store_user *u)
 	uj->user = u;
 	TAILQ_INIT(&uj->commit);
 	TAILQ_INIT(&uj->stage);
-	TAILQ_CONCAT(&uj->commit, &u->commit, link);
-	TAILQ_CONCAT(&uj->stage, &u->stage, link);
+	if (!TAILQ_EMPTY(&u->commit))
+		TAILQ_CONCAT(&uj->commit, &u->commit, link);
+	else
+		TAILQ_CONCAT(&uj->stage, &u->stage, link);
 	/* Every item to commit or abort was staged; the rest count too. */
 	uj->usage_extra = u->staged_bytes;
 	TAILQ_FOREACH(it, &uj->commit, link)
 		uj->usage_extra -= it->size;
 	u->busy = 1;
+	/* Its items may be done before it is (store_deliver_hand_over). */
+	store->inflight++;
 	uj->close_db = victim;
 	uj->close_user = victim_user;
 	store_deliver_submit_first(store, store_deliver_ujob_run,

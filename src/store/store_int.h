@@ -109,7 +109,7 @@ struct store {
 	size_t handles_max;           /* from RLIMIT_NOFILE at store_new() */
 	struct event *sweep;          /* closes handles left unused */
 	int trim_due;                 /* memory was freed since the sweep */
-	size_t inflight;              /* deliveries not yet done */
+	size_t inflight;              /* deliveries and jobs not yet done */
 	struct store_djob_list idle;  /* deliveries with no user to work for */
 	struct store_user_list ready; /* users with work and no job yet */
 	struct store_user_list hwait; /* users waiting for a handle slot */

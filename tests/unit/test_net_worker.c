@@ -243,9 +243,74 @@ test_submit_first(void)
 	event_base_free(base);
 }
 
+/* A job that hands part of its work over, then waits to be let go. */
+struct post {
+	struct worker_pool *pool;
+	struct event_base *base;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int released; /* the loop saw the handover; the job may end */
+	char order[4];
+	int n;
+};
+
+static void
+post_handed(void *arg)
+{
+	struct post *p = arg;
+
+	p->order[p->n++] = 'h';
+	pthread_mutex_lock(&p->lock);
+	p->released = 1;
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void
+post_run(void *arg)
+{
+	struct post *p = arg;
+
+	worker_pool_post(p->pool, post_handed, p);
+	/* The handover runs on the loop while this job still runs. */
+	pthread_mutex_lock(&p->lock);
+	while (!p->released)
+		pthread_cond_wait(&p->cond, &p->lock);
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void
+post_done(void *arg)
+{
+	struct post *p = arg;
+
+	p->order[p->n++] = 'd';
+	event_base_loopbreak(p->base);
+}
+
+static void
+test_post(void)
+{
+	struct event_base *base = event_base_new();
+	struct post p = {.base = base};
+
+	p.pool = worker_pool_new(base, "t", 1, 0, 0);
+	pthread_mutex_init(&p.lock, NULL);
+	pthread_cond_init(&p.cond, NULL);
+	CHECK_INT(worker_pool_submit(p.pool, post_run, post_done, &p), 0);
+	event_base_dispatch(base);
+	CHECK_INT(p.n, 2);
+	CHECK(p.order[0] == 'h' && p.order[1] == 'd');
+	worker_pool_free(&p.pool);
+	pthread_cond_destroy(&p.cond);
+	pthread_mutex_destroy(&p.lock);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
+	CHECK_RUN(test_post);
 	CHECK_RUN(test_submit_first);
 	CHECK_RUN(test_threads_come_and_go);
 	CHECK_RUN(test_jobs_complete_on_loop);

@@ -239,7 +239,8 @@ test_foreign_and_vanished(void)
 	free(name);
 	free(path);
 
-	store_release_handles(c.store);
+	while (store_release_handles(c.store) > 0)
+		event_base_loop(c.base, EVLOOP_ONCE);
 	path = xasprintf("%s/alice/" STORE_INDEX_FILE, c.dir);
 	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
 	{

@@ -401,7 +401,8 @@ test_listing(void)
 	setup(&c);
 	deliver(&c);
 	deliver(&c);
-	store_release_handles(c.store);
+	while (store_release_handles(c.store) > 0)
+		event_base_loop(c.base, EVLOOP_ONCE);
 	path = xasprintf("%s/alice/" STORE_INDEX_FILE, c.dir);
 	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
 	sqlite3_exec(db,
@@ -543,7 +544,8 @@ test_expunged_from_index(void)
 	deliver(&c);
 	deliver(&c);
 	userdir = xasprintf("%s/alice", c.dir);
-	store_release_handles(c.store);
+	while (store_release_handles(c.store) > 0)
+		event_base_loop(c.base, EVLOOP_ONCE);
 	CHECK_INT(store_index_open(userdir, &db), 0);
 	CHECK_INT(store_index_begin(db), 0);
 	CHECK_INT(store_index_message_expunge(db, 1, 2), 0);
