@@ -94,7 +94,10 @@ imap_idle_on_timer(struct wheel_timer *t, void *arg)
 		        arc4random_uniform(ka / 2 + 1));
 		return;
 	}
+	/* Asleep, the keepalive goes straight to the socket. */
+	conn_gather(s->conn);
 	if (evbuffer_get_length(conn_output(s->conn)) > 0) {
+		conn_flush(s->conn);
 		log_info("sid=" LOG_SID_FMT " proto=imap event=idle "
 		         "error=not_reading",
 		    s->sid);
@@ -103,6 +106,7 @@ imap_idle_on_timer(struct wheel_timer *t, void *arg)
 		return;
 	}
 	imap_session_printf(s, "* OK Still here");
+	conn_flush(s->conn);
 	imap_idle_arm(s, ka - ka / 16 + arc4random_uniform(ka / 8 + 1));
 }
 

@@ -559,11 +559,15 @@ imap_select_on_change(const struct store_change *change, void *arg)
 		imap_select_gone(s);
 		return;
 	}
-	if (s->phase == IMAP_PHASE_IDLE && store_view_waking(s->sel->view))
+	if (s->phase == IMAP_PHASE_IDLE && store_view_waking(s->sel->view)) {
 		imap_idle_wait_view(s);
-	else if (s->phase == IMAP_PHASE_IDLE)
+	} else if (s->phase == IMAP_PHASE_IDLE && s->conn != NULL) {
+		/* A sleeping connection hears it without waking. */
+		conn_gather(s->conn);
 		imap_select_updates(s, 1);
-	else if (change->kind == STORE_CHANGE_EXPUNGE)
+		if (s->conn != NULL)
+			conn_flush(s->conn);
+	} else if (change->kind == STORE_CHANGE_EXPUNGE)
 		imap_select_catch_up(s);
 }
 

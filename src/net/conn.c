@@ -55,6 +55,7 @@ struct conn {
 	unsigned shutting_down : 1;
 	unsigned discarding : 1; /* inside an over-long line */
 	unsigned ended : 1;
+	unsigned gathering : 1; /* between conn_gather() and conn_flush() */
 	int local_port;
 	sa_family_t peer_family; /* AF_INET, AF_INET6, or AF_UNIX ("local") */
 
@@ -66,6 +67,9 @@ struct conn {
 
 /* Conns alive (loop thread only). */
 static size_t conn_nopen;
+
+/* What a sleeping conn gathers (conn_gather()); one conn at a time. */
+static struct evbuffer *conn_gathered;
 
 static void conn_on_read(struct bufferevent *bev, void *arg);
 static void conn_on_write(struct bufferevent *bev, void *arg);
@@ -277,6 +281,8 @@ conn_input(struct conn *conn)
 struct evbuffer *
 conn_output(struct conn *conn)
 {
+	if (conn->gathering && conn->bev == NULL)
+		return conn_gathered;
 	conn_wake(conn);
 	return bufferevent_get_output(conn->bev);
 }
@@ -360,8 +366,7 @@ conn_check_output(struct conn *conn)
 void
 conn_write(struct conn *conn, const void *data, size_t len)
 {
-	conn_wake(conn);
-	bufferevent_write(conn->bev, data, len);
+	evbuffer_add(conn_output(conn), data, len);
 	conn_check_output(conn);
 }
 
@@ -459,6 +464,9 @@ conn_free(struct conn **connp)
 		SSL_free(conn->ssl);
 	if (conn->park != NULL)
 		conn_unpark(conn);
+	if (conn->gathering)
+		evbuffer_drain(conn_gathered,
+		    evbuffer_get_length(conn_gathered));
 	close(conn->fd);
 	free(conn);
 	*connp = NULL;
@@ -585,6 +593,35 @@ conn_wake(struct conn *conn)
 	conn_apply_timeout(conn);
 	bufferevent_enable(conn->bev, EV_WRITE);
 	conn_update_reading(conn);
+	/* What it gathered asleep goes out first. */
+	if (conn->gathering)
+		evbuffer_add_buffer(bufferevent_get_output(conn->bev),
+		    conn_gathered);
+}
+
+void
+conn_gather(struct conn *conn)
+{
+	if (conn_gathered == NULL && (conn_gathered = evbuffer_new()) == NULL)
+		log_fatal("event=conn error=\"cannot make a buffer\"");
+	conn->gathering = 1;
+}
+
+void
+conn_flush(struct conn *conn)
+{
+	size_t len = evbuffer_get_length(conn_gathered);
+
+	if (len > 0 && conn->ssl == NULL && !conn->ended) {
+		int n = evbuffer_write(conn_gathered, conn->fd);
+
+		if (n > 0)
+			conn->bytes_out += (size_t)n;
+	}
+	/* The rest (TLS, a full socket, an error) takes the usual way. */
+	if (evbuffer_get_length(conn_gathered) > 0)
+		conn_wake(conn);
+	conn->gathering = 0;
 }
 
 /*

@@ -115,6 +115,18 @@ void conn_shutdown(struct conn *conn);
  */
 void conn_set_sleepy(struct conn *conn, int sleepy);
 
+/*
+ * Brackets the writes of one notice to a possibly sleeping connection
+ * (an IMAP push). While it sleeps they are gathered, and conn_flush()
+ * sends them with one send(2) straight from the loop; a plaintext
+ * connection whose socket takes them all stays asleep, without a
+ * bufferevent ever being made. Anything else (TLS, a full socket buffer,
+ * a use that wakes the connection) goes through the bufferevent as usual.
+ * One connection gathers at a time.
+ */
+void conn_gather(struct conn *conn);
+void conn_flush(struct conn *conn);
+
 /* 1 while a sleepy connection holds no bufferevent (for tests and logs). */
 int conn_is_asleep(const struct conn *conn);
 

@@ -1,4 +1,8 @@
-/* Unit tests for conn: bounded lines, pause and resume, shutdown. */
+/*
+ * Unit tests for conn: bounded lines, pause and resume, shutdown, sleeping
+ * and gathered writes.
+ */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -248,9 +252,100 @@ test_sleep_and_wake(void)
 	event_base_free(t.base);
 }
 
+/* Reads from a non-blocking peer until want bytes came or ms passed. */
+static size_t
+t_drain(struct t *t, int peer, char *buf, size_t want, int ms)
+{
+	size_t got = 0;
+
+	for (int i = 0; i < ms && got < want; i++) {
+		ssize_t n = read(peer, buf + got, want - got);
+
+		if (n > 0)
+			got += (size_t)n;
+		else
+			t_run(t, 1);
+	}
+	return got;
+}
+
+/*
+ * A push to a sleeping conn goes to its socket without waking it; what the
+ * socket cannot take wakes it and follows, in order; a wake in between
+ * keeps the order; a conn freed while gathering leaves nothing behind.
+ */
+static void
+test_gather(void)
+{
+	static const size_t big = 1024 * 1024;
+	struct t t;
+	int peer;
+	char buf[64], *in, *out;
+	size_t before;
+
+	CHECK(t_setup(&t, &peer) == 0);
+	CHECK(fcntl(peer, F_SETFL, O_NONBLOCK) == 0);
+	conn_set_timeout(t.conn, 0);
+	conn_set_sleepy(t.conn, 1);
+	CHECK(conn_is_asleep(t.conn));
+	before = conn_bytes_out(t.conn);
+	conn_gather(t.conn);
+	conn_printf(t.conn, "* %u EXISTS\r\n", 7u);
+	conn_write(t.conn, "* 1 RECENT\r\n", 12);
+	conn_flush(t.conn);
+	CHECK(conn_is_asleep(t.conn));
+	CHECK_INT((int)(conn_bytes_out(t.conn) - before), 24);
+	CHECK_INT((int)read(peer, buf, sizeof(buf)), 24);
+	CHECK(memcmp(buf, "* 7 EXISTS\r\n* 1 RECENT\r\n", 24) == 0);
+
+	/* Woken in between: what was gathered goes first. */
+	conn_gather(t.conn);
+	conn_write(t.conn, "a", 1);
+	(void)conn_input(t.conn);
+	CHECK(!conn_is_asleep(t.conn));
+	conn_write(t.conn, "b\r\n", 3);
+	conn_flush(t.conn);
+	CHECK_INT((int)t_drain(&t, peer, buf, 4, 200), 4);
+	CHECK(memcmp(buf, "ab\r\n", 4) == 0);
+	t_run(&t, 20);
+	CHECK(conn_is_asleep(t.conn));
+
+	/* More than the socket takes: the rest wakes the conn. */
+	out = malloc(big);
+	in = malloc(big);
+	for (size_t i = 0; i < big; i++)
+		out[i] = (char)('a' + i % 26);
+	conn_set_output_limit(t.conn, 2 * big);
+	conn_gather(t.conn);
+	conn_write(t.conn, out, big);
+	conn_flush(t.conn);
+	CHECK(!conn_is_asleep(t.conn));
+	CHECK_INT((int)t_drain(&t, peer, in, big, 2000), (int)big);
+	CHECK(memcmp(in, out, big) == 0);
+	t_run(&t, 20);
+	CHECK(conn_is_asleep(t.conn));
+	free(in);
+	free(out);
+
+	/* Freed while gathering: the next conn sends only its own. */
+	conn_gather(t.conn);
+	conn_write(t.conn, "lost", 4);
+	t_teardown(&t, peer);
+	CHECK(t_setup(&t, &peer) == 0);
+	conn_set_timeout(t.conn, 0);
+	conn_set_sleepy(t.conn, 1);
+	conn_gather(t.conn);
+	conn_write(t.conn, "kept", 4);
+	conn_flush(t.conn);
+	CHECK_INT((int)read(peer, buf, sizeof(buf)), 4);
+	CHECK(memcmp(buf, "kept", 4) == 0);
+	t_teardown(&t, peer);
+}
+
 int
 main(void)
 {
+	CHECK_RUN(test_gather);
 	CHECK_RUN(test_sleep_and_wake);
 	CHECK_RUN(test_lines_and_limits);
 	CHECK_RUN(test_long_line_split_across_reads);
