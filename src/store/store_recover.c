@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "store/store_int.h"
@@ -508,7 +510,9 @@ store_recover(struct store *store, char *err, size_t errlen)
 	char **users = store_recover_list(store->dir, &n);
 	int rc = 0;
 
-	store_release_handles(store);
+	/* Jobs may still hold handles (a delivery is done before its job). */
+	while (store_release_handles(store) > 0)
+		event_base_loop(store->base, EVLOOP_ONCE);
 	for (size_t i = 0; i < n; i++) {
 		char *path = xasprintf("%s/%s", store->dir, users[i]);
 		struct stat st;
