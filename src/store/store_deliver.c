@@ -49,6 +49,7 @@ struct store_item {
 	char *file; /* final base name once committed */
 	uint64_t size;
 	int staged;    /* the file is in tmp/ and ours to remove */
+	int fd;        /* a direct item's file, open until synced, or -1 */
 	int committed; /* the row is committed */
 	int direct;    /* committed by the job that staged it */
 	enum store_status status;
@@ -109,11 +110,27 @@ store_deliver_unstage(struct store_item *it)
 {
 	char *path = store_deliver_tmp_path(it);
 
+	if (it->fd >= 0) {
+		close(it->fd);
+		it->fd = -1;
+	}
 	if (unlink(path) < 0 && errno != ENOENT)
 		log_error("event=deliver user=%s op=unlink error=\"%s\"",
 		    it->user->name, strerror(errno));
 	free(path);
 	it->staged = 0;
+}
+
+/*
+ * File mode: an item of a delivery with no other recipient is settled as
+ * soon as it is staged (nothing to wait for), so the job that stages it
+ * commits it too, which saves a round trip through the loop and a second
+ * job; its file's sync waits until the index rows are ready.
+ */
+static int
+store_deliver_is_direct(const struct store *store, const struct store_item *it)
+{
+	return store->fsync_mode == STORE_FSYNC_FILE && it->job->d->nrcpts == 1;
 }
 
 /* Worker: quota check and tmp/ file for one item; usage counts staging. */
@@ -136,6 +153,11 @@ store_deliver_stage_one(struct store *store, struct store_item *it,
 	if (store->fail_user != NULL &&
 	    strcmp(store->fail_user, it->user->name) == 0)
 		err = store->fail_errno;
+	else if (store_deliver_is_direct(store, it))
+		err = (it->fd = store_maildir_write_start(path, it->prefix,
+		           d->data, d->len)) < 0 ?
+		    errno :
+		    0;
 	else if (store_maildir_write(path, it->prefix, d->data, d->len,
 	             store->fsync_mode == STORE_FSYNC_FILE) < 0)
 		err = errno;
@@ -149,6 +171,32 @@ store_deliver_stage_one(struct store *store, struct store_item *it,
 		*usage += it->size;
 	}
 	free(path);
+}
+
+/*
+ * Worker: syncs the files of direct items, written with only a head start
+ * (store_maildir_write_start()). A failed sync fails them all: the data is
+ * written again by the client's retry, never assumed.
+ */
+static int
+store_deliver_sync_direct(struct store_ujob *uj)
+{
+	struct store_item *it;
+	int r = 0;
+
+	TAILQ_FOREACH(it, &uj->commit, link) {
+		if (it->fd < 0)
+			continue;
+		if (fdatasync(it->fd) < 0) {
+			log_error("event=deliver user=%s op=fdatasync "
+			          "error=\"%s\"",
+			    it->user->name, strerror(errno));
+			r = -1;
+		}
+		close(it->fd);
+		it->fd = -1;
+	}
+	return r;
 }
 
 /* Worker: inserts the rows of uj's COMMIT items in one transaction. */
@@ -182,6 +230,11 @@ store_deliver_insert(struct store_ujob *uj)
 		it->modseq = m.modseq;
 		it->mailbox_id = uj->mailbox_id;
 		it->uidvalidity = uj->uidvalidity;
+	}
+	/* A file is durable before its row can be. */
+	if (store_deliver_sync_direct(uj) < 0) {
+		store_index_rollback(db);
+		return -1;
 	}
 	if (store_index_commit(db) < 0) {
 		store_index_rollback(db);
@@ -338,21 +391,15 @@ store_deliver_stage(struct store_ujob *uj)
 		store_deliver_stage_one(uj->store, it, &usage);
 }
 
-/*
- * Worker, file mode: an item staged for a delivery with no other
- * recipient is settled (nothing to wait for) and committed by the same job,
- * which saves a round trip through the loop and a second job.
- */
+/* Worker: direct items (store_deliver_is_direct()) go on to commit. */
 static void
 store_deliver_take_direct(struct store_ujob *uj)
 {
 	struct store_item *it, *next;
 
-	if (uj->store->fsync_mode != STORE_FSYNC_FILE)
-		return;
 	for (it = TAILQ_FIRST(&uj->stage); it != NULL; it = next) {
 		next = TAILQ_NEXT(it, link);
-		if (!it->staged || it->job->d->nrcpts != 1)
+		if (!it->staged || !store_deliver_is_direct(uj->store, it))
 			continue;
 		TAILQ_REMOVE(&uj->stage, it, link);
 		it->op = STORE_OP_COMMIT;
@@ -545,6 +592,8 @@ store_deliver_done(struct store_djob *job)
 
 		d->rcpts[i].status = it->status;
 		d->rcpts[i].uid = it->status == STORE_OK ? it->uid : 0;
+		if (it->fd >= 0) /* not reached: synced or unstaged before */
+			close(it->fd);
 		free(it->prefix);
 		free(it->unique);
 		free(it->file);
@@ -841,6 +890,7 @@ store_deliver_item_init(struct store_djob *job, size_t i)
 
 	it->job = job;
 	it->idx = i;
+	it->fd = -1;
 	it->user = store_user_get(job->store, d->rcpts[i].user);
 	if (it->user == NULL) {
 		log_warn("event=deliver error=\"invalid user\" user=%s",

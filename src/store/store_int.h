@@ -193,6 +193,13 @@ int store_maildir_read(const char *path, char **data, size_t *len);
 
 int store_maildir_write(const char *path, const char *prefix, const char *data,
     size_t len, int datasync);
+/*
+ * Like store_maildir_write() without the sync: starts the writeback and
+ * returns the open descriptor, for an fdatasync(2) later (the caller closes
+ * it), so the disk writes while the caller prepares the index rows.
+ */
+int store_maildir_write_start(const char *path, const char *prefix,
+    const char *data, size_t len);
 int store_maildir_uidvalidity_read(const char *folder, uint32_t *out);
 int store_maildir_uidvalidity_write(const char *folder, uint32_t v);
 enum store_status store_maildir_errno_status(int err);

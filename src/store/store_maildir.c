@@ -329,6 +329,27 @@ fail:
 	return -1;
 }
 
+int
+store_maildir_write_start(const char *path, const char *prefix,
+    const char *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int err;
+
+	if (fd < 0)
+		return -1;
+	if (store_maildir_write_all(fd, prefix, data, len) < 0) {
+		err = errno;
+		close(fd);
+		unlink(path);
+		errno = err;
+		return -1;
+	}
+	/* Only a head start: the fdatasync that follows decides. */
+	sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	return fd;
+}
+
 /* Reads a folder's saved UIDVALIDITY; 0, or -1 when absent or garbled. */
 int
 store_maildir_uidvalidity_read(const char *folder, uint32_t *out)
