@@ -61,6 +61,8 @@ struct imap_parser {
 	size_t tok_cap;
 	int br_quote; /* in a quoted string inside "[...]" */
 	int br_esc;
+	char *br_head; /* the "[...]" atom before a literal inside it */
+	size_t br_head_len;
 
 	uint64_t lit_num;
 	int lit_digits;
@@ -160,6 +162,9 @@ imap_parser_reset(struct imap_parser *p)
 	p->tok_len = 0;
 	p->after_sp = 0;
 	p->lit_total = 0;
+	free(p->br_head);
+	p->br_head = NULL;
+	p->br_head_len = 0;
 }
 
 void
@@ -513,13 +518,21 @@ imap_parser_bracket(struct imap_parser *p, unsigned char c)
 		p->br_quote = 1;
 	} else if (c == ']') {
 		p->st = ST_ATOM;
-	} else if (c == '[' || c == '{') {
+	} else if (c == '{') {
 		/*
-		 * TODO(sectionlit): a header-fld-name sent as a literal inside
-		 * BODY[HEADER.FIELDS (...)] gets BAD; clients quote names in
-		 * practice. Fix: end the atom at "{" and let imap_fetchatt
-		 * join the pieces.
+		 * A header-fld-name may be a literal (RFC 9051 section 9,
+		 * header-list): the atom so far waits while it is read, and
+		 * the name joins it as a quoted string.
 		 */
+		p->tok[--p->tok_len] = '\0';
+		p->br_head = tok_take(p);
+		p->br_head_len = strlen(p->br_head);
+		p->lit8 = 0;
+		p->lit_num = 0;
+		p->lit_digits = 0;
+		p->lit_plus = 0;
+		p->st = ST_LIT_NUM;
+	} else if (c == '[') {
 		return imap_parser_fail(p, IMAP_PERR_SYNTAX,
 		    "Invalid character in section", ST_SKIP_LINE);
 	}
@@ -668,12 +681,50 @@ imap_parser_litdata(struct imap_parser *p, const char *data, size_t len)
 	return n;
 }
 
+/*
+ * A literal inside "[...]" ends: it becomes a quoted string of the atom,
+ * which goes on; only what a quoted string can hold is taken.
+ */
+static enum imap_step
+imap_parser_litdone_bracket(struct imap_parser *p)
+{
+	char *lit = tok_take(p);
+	enum imap_step r = STEP_MORE;
+
+	tok_add(p, p->br_head, p->br_head_len);
+	free(p->br_head);
+	p->br_head = NULL;
+	p->br_head_len = 0;
+	tok_add(p, "\"", 1);
+	for (const char *c = lit; *c != '\0'; c++) {
+		unsigned char u = (unsigned char)*c;
+
+		if (u < 0x20 || u >= 0x7f) {
+			r = imap_parser_fail(p, IMAP_PERR_SYNTAX,
+			    "Invalid header field name", ST_SKIP_LINE);
+			break;
+		}
+		if (u == '"' || u == '\\')
+			tok_add(p, "\\", 1);
+		tok_add(p, c, 1);
+	}
+	free(lit);
+	if (r != STEP_MORE)
+		return r;
+	tok_add(p, "\"", 1);
+	p->br_quote = p->br_esc = 0;
+	p->st = ST_BRACKET;
+	return STEP_MORE;
+}
+
 static enum imap_step
 imap_parser_litdone(struct imap_parser *p)
 {
 	if (p->lit_nul)
 		return imap_parser_fail(p, IMAP_PERR_SYNTAX, "NUL in literal",
 		    ST_SKIP_LINE);
+	if (p->br_head != NULL)
+		return imap_parser_litdone_bracket(p);
 	return imap_parser_push_tok(p, IMAP_ARG_LITERAL);
 }
 

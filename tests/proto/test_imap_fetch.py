@@ -302,3 +302,24 @@ def test_disconnect_during_fetch(imapd):
     typ, data = m.fetch("3", "(RFC822.SIZE)")
     assert typ == "OK"
     m.logout()
+
+
+def test_header_field_name_as_literal(imapd):
+    """RFC 9051 header-list holds astrings: a name may be a literal."""
+    send(imapd, plain("lit"))
+    c = Raw(imapd.ports["imap"])
+    c.cmd("s", "SELECT INBOX")
+    c.sock.sendall(b"f FETCH 1 (BODY.PEEK[HEADER.FIELDS (From {7}\r\n")
+    assert c.line().startswith("+ ")
+    c.sock.sendall(b"Subject)])\r\n")
+    head = c.line()
+    assert head.startswith("* 1 FETCH (")
+    assert head.endswith(" BODY[HEADER.FIELDS (From Subject)] {40}")
+    body = c.buf[:40]
+    assert body == b"From: a@remote.example\r\nSubject: lit\r\n\r\n"
+    c.buf = c.buf[40:]
+    assert c.line() == ")"
+    assert c.line() == "f OK FETCH completed"
+    c.sock.sendall(b"g FETCH 1 (BODY.PEEK[HEADER.FIELDS ({2+}\r\na\nb)])\r\n")
+    assert c.line().startswith("g BAD")
+    assert c.cmd("h", "NOOP")[1] == "h OK NOOP completed"

@@ -213,6 +213,17 @@ test_fetch_atoms(void)
 	expect("a FETCH 1 (BODY[1 (])\r\n", "a|FETCH|1|(BODY[1 (])");
 	expect("a FETCH 1 BODY[HEADER\r\n", "ERR:a:Unterminated section");
 	expect("a FETCH 1 BODY[\"]\"]\r\n", "a|FETCH|1|BODY[\"]\"]");
+	/* header-fld-name as a literal (astring) joins the atom quoted. */
+	expect("a FETCH 1 BODY[HEADER.FIELDS ({4}\r\nDate {2+}\r\nTo)]\r\n",
+	    "a|FETCH|1|BODY[HEADER.FIELDS (\"Date\" \"To\")]");
+	expect("a FETCH 1 (BODY.PEEK[HEADER.FIELDS.NOT ({3}\r\na\"\\)]<0.9> "
+	       "FLAGS)\r\n",
+	    "a|FETCH|1|(BODY.PEEK[HEADER.FIELDS.NOT (\"a\\\"\\\\\")]<0.9> "
+	    "FLAGS)");
+	expect("a FETCH 1 BODY[HEADER.FIELDS ({2}\r\na\nb)]\r\nb NOOP\r\n",
+	    "ERR:a:Invalid header field name\nb|NOOP");
+	expect("a FETCH 1 BODY[HEADER.FIELDS ({x}\r\nb NOOP\r\n",
+	    "ERR:a:Invalid literal\nb|NOOP");
 }
 
 static void
