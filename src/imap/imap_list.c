@@ -108,20 +108,6 @@ imap_list_matches(const struct imap_list_req *req, const char *name)
 	return 0;
 }
 
-/* Whether an existing mailbox lies below item i in the hierarchy. */
-static int
-imap_list_has_children(const struct store_mailbox_list *l, size_t i)
-{
-	size_t len = strlen(l->items[i].name);
-
-	for (size_t j = 0; j < l->n; j++)
-		if (l->items[j].exists &&
-		    strncmp(l->items[j].name, l->items[i].name, len) == 0 &&
-		    l->items[j].name[len] == '/')
-			return 1;
-	return 0;
-}
-
 static void
 imap_list_put_status(struct imap_session *s, unsigned items,
     const struct store_mailbox_info *mi)
@@ -143,45 +129,29 @@ imap_list_put_status(struct imap_session *s, unsigned items,
 	ITEM(STATUS_UIDVALIDITY, "UIDVALIDITY %u", mi->uidvalidity)
 	ITEM(STATUS_UNSEEN, "UNSEEN %u", mi->unseen)
 	ITEM(STATUS_SIZE, "SIZE %llu", (unsigned long long)mi->bytes)
-	/* No STORE can set \Deleted yet, so no message carries it. */
-	ITEM(STATUS_DELETED, "DELETED %u", 0u)
+	ITEM(STATUS_DELETED, "DELETED %u", mi->deleted)
 	ITEM(STATUS_HIGHESTMODSEQ, "HIGHESTMODSEQ %llu",
 	    (unsigned long long)mi->highestmodseq)
 #undef ITEM
 	imap_session_printf(s, ")");
 }
 
-/* The attributes of one LIST or LSUB line, without the parentheses. */
-static void
-imap_list_put_attrs(struct imap_session *s, const struct imap_list_req *req,
-    const struct store_mailbox_list *l, size_t i)
-{
-	const struct store_mailbox_info *mi = &l->items[i];
-	struct evbuffer *out = conn_output(s->conn);
-	const char *sep = "";
+/*
+ * One name a LIST or LSUB may answer: a mailbox, a subscription, or a
+ * level of the hierarchy above one of them that is neither.
+ */
+struct imap_list_ent {
+	const char *name;
+	char *own; /* name, when it is an ancestor's only */
+	const struct store_mailbox_info *mi; /* NULL: an ancestor only */
+	unsigned meets : 1;                  /* meets the selection criteria */
+	unsigned desc_meets : 1;             /* a descendant does (CHILDINFO) */
+	unsigned children : 1;               /* a descendant exists */
+};
 
-	if (!mi->exists) {
-		evbuffer_add_printf(out, "%s",
-		    req->kind == LIST_LSUB ? "\\Noselect" : "\\NonExistent");
-		sep = " ";
-	} else if (req->kind == LIST_LIST) {
-		evbuffer_add_printf(out, "%s",
-		    imap_list_has_children(l, i) ? "\\HasChildren" :
-		                                   "\\HasNoChildren");
-		sep = " ";
-	}
-	if (mi->exists && mi->special_use != NULL && req->kind == LIST_LIST) {
-		evbuffer_add_printf(out, "%s%s", sep, mi->special_use);
-		sep = " ";
-	}
-	if (mi->subscribed && req->kind == LIST_LIST &&
-	    (req->ret & LIST_RET_SUBSCRIBED || req->sel & LIST_SEL_SUBSCRIBED))
-		evbuffer_add_printf(out, "%s\\Subscribed", sep);
-}
-
-/* Whether item i is listed at all under the selection options. */
+/* Whether mi meets the selection criteria (RFC 5258 section 3.1). */
 static int
-imap_list_selected(const struct imap_list_req *req,
+imap_list_meets(const struct imap_list_req *req,
     const struct store_mailbox_info *mi)
 {
 	if ((req->sel & LIST_SEL_SUBSCRIBED) || req->kind == LIST_LSUB) {
@@ -189,9 +159,198 @@ imap_list_selected(const struct imap_list_req *req,
 			return 0;
 	} else if (!mi->exists)
 		return 0;
-	if ((req->sel & LIST_SEL_SPECIAL) && mi->special_use == NULL)
+	return !(req->sel & LIST_SEL_SPECIAL) || mi->special_use != NULL;
+}
+
+/*
+ * Whether name matches a pattern whose last character is "%": the levels
+ * of hierarchy such a pattern reaches are listed even where they hold no
+ * mailbox (RFC 3501 section 6.3.8, and section 6.3.9 for LSUB).
+ */
+static int
+imap_list_matches_level(const struct imap_list_req *req, const char *name)
+{
+	for (size_t i = 0; i < req->npatterns; i++) {
+		const char *p = req->patterns[i];
+		size_t len = strlen(p);
+
+		if (len > 0 && p[len - 1] == '%' && imap_list_match(p, name))
+			return 1;
+	}
+	return 0;
+}
+
+static int
+imap_list_ent_cmp(const void *a, const void *b)
+{
+	const struct imap_list_ent *x = a, *y = b;
+
+	return strcmp(x->name, y->name);
+}
+
+static struct imap_list_ent *
+imap_list_ent_find(struct imap_list_ent *e, size_t n, const char *name)
+{
+	struct imap_list_ent key = {.name = name};
+
+	return bsearch(&key, e, n, sizeof(*e), imap_list_ent_cmp);
+}
+
+/*
+ * The names to consider, sorted and unique: every item of l and every
+ * level above one, each knowing whether it or a descendant meets the
+ * selection criteria and whether a mailbox exists below it.
+ */
+static struct imap_list_ent *
+imap_list_ents(const struct imap_list_req *req,
+    const struct store_mailbox_list *l, size_t *np)
+{
+	struct imap_list_ent *e = NULL;
+	size_t n = 0, cap = 0, k = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		const char *name = l->items[i].name;
+
+		for (const char *c = name;; c++) {
+			if (*c != '/' && *c != '\0')
+				continue;
+			if (n == cap) {
+				cap = cap ? cap * 2 : 32;
+				e = xreallocarray(e, cap, sizeof(*e));
+			}
+			memset(&e[n], 0, sizeof(e[n]));
+			if (*c == '\0') {
+				e[n].name = name;
+				e[n++].mi = &l->items[i];
+				break;
+			}
+			e[n].own = xstrndup(name, (size_t)(c - name));
+			e[n].name = e[n].own;
+			n++;
+		}
+	}
+	if (n == 0) {
+		*np = 0;
+		return e;
+	}
+	qsort(e, n, sizeof(*e), imap_list_ent_cmp);
+	/* One entry per name, the item's own where there is one. */
+	for (size_t i = 1; i < n; i++) {
+		if (strcmp(e[i].name, e[k].name) != 0) {
+			e[++k] = e[i];
+			continue;
+		}
+		if (e[i].mi != NULL) {
+			free(e[k].own);
+			e[k] = e[i];
+		} else
+			free(e[i].own);
+	}
+	n = k + 1;
+	for (size_t i = 0; i < n; i++) {
+		const struct store_mailbox_info *mi = e[i].mi;
+		char *up;
+
+		if (mi == NULL)
+			continue;
+		e[i].meets = imap_list_meets(req, mi);
+		if (!e[i].meets && !mi->exists)
+			continue;
+		up = xstrdup(mi->name);
+		for (char *c = strrchr(up, '/'); c != NULL;
+		     c = strrchr(up, '/')) {
+			struct imap_list_ent *a;
+
+			*c = '\0';
+			if ((a = imap_list_ent_find(e, n, up)) == NULL)
+				continue;
+			a->desc_meets |= e[i].meets;
+			a->children |= mi->exists != 0;
+		}
+		free(up);
+	}
+	*np = n;
+	return e;
+}
+
+static void
+imap_list_ents_free(struct imap_list_ent *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(e[i].own);
+	free(e);
+}
+
+/*
+ * Whether the entry is answered: it meets the criteria, or (RECURSIVEMATCH)
+ * a descendant does, or it is a level a trailing "%" reaches above names
+ * that do, in a LIST without selection options or an LSUB.
+ */
+static int
+imap_list_answered(const struct imap_list_req *req,
+    const struct imap_list_ent *e)
+{
+	if (!e->meets && !e->desc_meets)
 		return 0;
-	return imap_list_matches(req, mi->name);
+	if (!imap_list_matches(req, e->name))
+		return 0;
+	if (e->meets || (req->sel & LIST_SEL_RECURSIVE))
+		return 1;
+	return req->sel == 0 && imap_list_matches_level(req, e->name);
+}
+
+/* The attributes of one LIST or LSUB line, without the parentheses. */
+static void
+imap_list_put_attrs(struct imap_session *s, const struct imap_list_req *req,
+    const struct imap_list_ent *e)
+{
+	const struct store_mailbox_info *mi = e->mi;
+	struct evbuffer *out = conn_output(s->conn);
+	int exists = mi != NULL && mi->exists;
+	/* Extended LISTs and IMAP4rev2 know \NonExistent (RFC 5258). */
+	int ext = req->sel != 0 || req->ret != 0 ||
+	    (s->enabled & IMAP_ENABLED_IMAP4REV2);
+	const char *sep = "";
+
+	if (req->kind == LIST_LSUB) {
+		if (!exists || !e->meets)
+			evbuffer_add_printf(out, "\\Noselect");
+		return;
+	}
+	if (!exists) {
+		evbuffer_add_printf(out, "%s",
+		    ext ? "\\NonExistent" : "\\Noselect");
+		sep = " ";
+	}
+	if (exists || e->children) {
+		evbuffer_add_printf(out, "%s%s", sep,
+		    e->children ? "\\HasChildren" : "\\HasNoChildren");
+		sep = " ";
+	}
+	if (exists && mi->special_use != NULL) {
+		evbuffer_add_printf(out, "%s%s", sep, mi->special_use);
+		sep = " ";
+	}
+	if (mi != NULL && mi->subscribed &&
+	    (req->ret & LIST_RET_SUBSCRIBED || req->sel & LIST_SEL_SUBSCRIBED))
+		evbuffer_add_printf(out, "%s\\Subscribed", sep);
+}
+
+/* RFC 5258 section 3.5: which criteria a descendant met. */
+static void
+imap_list_put_childinfo(struct imap_session *s, const struct imap_list_req *req)
+{
+	struct evbuffer *out = conn_output(s->conn);
+	const char *sep = "";
+
+	evbuffer_add_printf(out, " (\"CHILDINFO\" (");
+	if (req->sel & LIST_SEL_SUBSCRIBED) {
+		evbuffer_add_printf(out, "\"SUBSCRIBED\"");
+		sep = " ";
+	}
+	if (req->sel & LIST_SEL_SPECIAL)
+		evbuffer_add_printf(out, "%s\"SPECIAL-USE\"", sep);
+	evbuffer_add_printf(out, "))");
 }
 
 static void
@@ -199,21 +358,25 @@ imap_list_write(struct imap_session *s, const struct imap_list_req *req,
     const struct store_mailbox_list *l)
 {
 	struct evbuffer *out = conn_output(s->conn);
+	size_t n;
+	struct imap_list_ent *e = imap_list_ents(req, l, &n);
 
-	for (size_t i = 0; i < l->n; i++) {
-		const struct store_mailbox_info *mi = &l->items[i];
-
-		if (!imap_list_selected(req, mi))
+	for (size_t i = 0; i < n; i++) {
+		if (!imap_list_answered(req, &e[i]))
 			continue;
 		evbuffer_add_printf(out, "* %s (",
 		    req->kind == LIST_LSUB ? "LSUB" : "LIST");
-		imap_list_put_attrs(s, req, l, i);
+		imap_list_put_attrs(s, req, &e[i]);
 		evbuffer_add_printf(out, ") \"/\" ");
-		imap_select_put_name(s, mi->name);
+		imap_select_put_name(s, e[i].name);
+		if ((req->sel & LIST_SEL_RECURSIVE) && e[i].desc_meets)
+			imap_list_put_childinfo(s, req);
 		imap_session_printf(s, "%s", "");
-		if ((req->ret & LIST_RET_STATUS) && mi->exists)
-			imap_list_put_status(s, req->items, mi);
+		if ((req->ret & LIST_RET_STATUS) && e[i].mi != NULL &&
+		    e[i].mi->exists)
+			imap_list_put_status(s, req->items, e[i].mi);
 	}
+	imap_list_ents_free(e, n);
 }
 
 static const struct store_mailbox_info *
@@ -265,7 +428,9 @@ imap_list_start(struct imap_session *s, struct imap_list_req *req)
 	req->async.s = s;
 	s->async = &req->async;
 	imap_session_busy(s);
-	store_mailbox_list(s->srv->env.store, s->user, imap_list_listed, req);
+	store_mailbox_list(s->srv->env.store, s->user,
+	    (req->items & STATUS_DELETED) ? STORE_LIST_DELETED : 0,
+	    imap_list_listed, req);
 }
 
 /* ------------------------------------------------------------------ */
@@ -468,7 +633,6 @@ imap_list_list(struct imap_session *s, struct imap_cmd *cmd)
 		imap_session_bad(s, cmd->tag, "Invalid LIST arguments");
 		return;
 	}
-	/* TODO(list-recursive): CHILDINFO for RECURSIVEMATCH parents. */
 	imap_list_start(s, req);
 }
 

@@ -12,12 +12,16 @@
 #include "store/store_int.h"
 #include "store/store_view.h"
 
+#define STORE_LIST_STR2(x) #x
+#define STORE_LIST_STR(x) STORE_LIST_STR2(x)
+
 struct store_list_job {
 	struct store_task task;
 	store_mailbox_list_cb cb;
 	void *arg;
 	struct store_mailbox_list *list;
 	size_t cap;
+	unsigned flags; /* STORE_LIST_* */
 	enum store_view_status status;
 };
 
@@ -35,21 +39,33 @@ store_list_add(struct store_list_job *j, const char *name)
 	return &l->items[l->n++];
 }
 
-/* The \Recent count reads the (mailbox_id, uid) key from first_recent_uid. */
+/*
+ * The \Recent count reads the (mailbox_id, uid) key from first_recent_uid;
+ * the \Deleted count, only when asked for, scans the mailbox's entries of
+ * the message_view index.
+ */
 static int
 store_list_mailboxes(struct store_list_job *j, sqlite3 *db)
 {
+	char *sql;
 	sqlite3_stmt *st;
 	int rc;
 
-	if (sqlite3_prepare_v2(db,
-	        "SELECT m.name, m.special_use, s.name IS NOT NULL,"
-	        " m.uidvalidity, m.uidnext, m.highestmodseq, m.messages,"
-	        " m.unseen, (SELECT count(*) FROM message WHERE"
-	        " mailbox_id = m.id AND uid >= m.first_recent_uid), m.bytes"
-	        " FROM mailbox m LEFT JOIN subscription s ON s.name = m.name"
-	        " ORDER BY m.name",
-	        -1, &st, NULL) != SQLITE_OK)
+	sql =
+	    xasprintf("SELECT m.name, m.special_use, s.name IS NOT NULL,"
+	              " m.uidvalidity, m.uidnext, m.highestmodseq, m.messages,"
+	              " m.unseen, (SELECT count(*) FROM message WHERE"
+	              " mailbox_id = m.id AND uid >= m.first_recent_uid),"
+	              " m.bytes, %s FROM mailbox m"
+	              " LEFT JOIN subscription s ON s.name = m.name"
+	              " ORDER BY m.name",
+	        (j->flags & STORE_LIST_DELETED) ?
+	            "(SELECT count(*) FROM message WHERE mailbox_id = m.id"
+	            " AND flags & " STORE_LIST_STR(STORE_FLAG_DELETED) ")" :
+	            "0");
+	rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	free(sql);
+	if (rc != SQLITE_OK)
 		return -1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_mailbox_info *mi =
@@ -66,6 +82,7 @@ store_list_mailboxes(struct store_list_job *j, sqlite3 *db)
 		mi->unseen = (uint32_t)sqlite3_column_int64(st, 7);
 		mi->recent = (uint32_t)sqlite3_column_int64(st, 8);
 		mi->bytes = (uint64_t)sqlite3_column_int64(st, 9);
+		mi->deleted = (uint32_t)sqlite3_column_int64(st, 10);
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : -1;
@@ -118,11 +135,12 @@ store_list_done(struct store_task *t)
 }
 
 void
-store_mailbox_list(struct store *store, const char *user,
+store_mailbox_list(struct store *store, const char *user, unsigned flags,
     store_mailbox_list_cb cb, void *arg)
 {
 	struct store_list_job *j = xcalloc(1, sizeof(*j));
 
+	j->flags = flags;
 	j->cb = cb;
 	j->arg = arg;
 	j->list = xcalloc(1, sizeof(*j->list));

@@ -202,8 +202,9 @@ struct store_mailbox_info {
 	uint64_t highestmodseq;
 	uint32_t messages;
 	uint32_t unseen;
-	uint32_t recent; /* messages with a UID >= the first \Recent UID */
-	uint64_t bytes;  /* sum of RFC822.SIZE */
+	uint32_t recent;  /* messages with a UID >= the first \Recent UID */
+	uint64_t bytes;   /* sum of RFC822.SIZE */
+	uint32_t deleted; /* with \Deleted; counted for STORE_LIST_DELETED */
 };
 
 struct store_mailbox_list {
@@ -223,7 +224,9 @@ typedef void (*store_mailbox_list_cb)(struct store_mailbox_list *list,
  * that name no mailbox (for LIST (SUBSCRIBED), RFC 9051 section 6.3.9),
  * on the I/O pool. cb runs on the loop thread, never before this returns.
  */
-void store_mailbox_list(struct store *store, const char *user,
+#define STORE_LIST_DELETED 0x1 /* count \Deleted messages (a scan) */
+
+void store_mailbox_list(struct store *store, const char *user, unsigned flags,
     store_mailbox_list_cb cb, void *arg);
 
 /* Frees a listing and sets *list to NULL. */

@@ -316,7 +316,69 @@ def test_status(imapd):
     assert c.cmd("g", "STATUS INBOX (RECENT)")[1].startswith("g BAD")
     lines, _ = c.cmd("h", "STATUS inbox (MESSAGES DELETED)")
     assert lines == ['* STATUS "INBOX" (MESSAGES 1 DELETED 0)']
+    send_smtp(imapd)
+    w = Imap(imapd.ports["imap"])
+    w.cmd("s", "SELECT INBOX")
+    assert w.cmd("t", "STORE 2 +FLAGS.SILENT (\\Deleted)")[1] == \
+        "t OK STORE completed"
+    lines, _ = c.cmd("i", "STATUS inbox (MESSAGES DELETED)")
+    assert lines == ['* STATUS "INBOX" (MESSAGES 2 DELETED 1)']
+    lines, _ = c.cmd("j", 'LIST "" INBOX RETURN (STATUS (DELETED))')
+    assert lines[1] == '* STATUS "INBOX" (DELETED 1)'
+    w.close()
     c.close()
+
+
+def test_list_levels_and_childinfo(tmp_path):
+    """A trailing % lists the levels above mailboxes (RFC 3501 6.3.8) and
+    subscriptions (LSUB, 6.3.9); RECURSIVEMATCH answers parents whose
+    descendants meet the criteria with CHILDINFO (RFC 5258 3.5)."""
+    d = Daemon(tmp_path)
+    d.add_user(USER)
+    mailbox_row(d, USER, "Lists/dev")
+    subscribe_row(d, USER, "Lists/dev")
+    subscribe_row(d, USER, "Old/2019")
+    d.start()
+    try:
+        c = Imap(d.ports["imap"])
+        names = list_names(c.cmd("a", 'LIST "" %')[0])
+        assert names["Lists"] == ["\\Noselect", "\\HasChildren"]
+        assert "Lists/dev" not in names and "Old" not in names
+        names = list_names(c.cmd("b", 'LIST "" *')[0])
+        assert "Lists" not in names
+        assert names["Lists/dev"] == ["\\HasNoChildren"]
+        names = list_names(c.cmd("c", 'LIST "" "Li%"')[0])
+        assert set(names) == {"Lists"}
+        names = list_names(c.cmd("d", 'LSUB "" %')[0], "LSUB")
+        assert names["Lists"] == ["\\Noselect"]
+        assert names["Old"] == ["\\Noselect"]
+        assert names["INBOX"] == []
+        assert "Lists/dev" not in names and "Old/2019" not in names
+        names = list_names(c.cmd("e", 'LSUB "" *')[0], "LSUB")
+        assert "Lists" not in names and names["Lists/dev"] == []
+        assert names["Old/2019"] == ["\\Noselect"]
+        names = list_names(c.cmd("f", 'LIST (SUBSCRIBED) "" %')[0])
+        assert "Lists" not in names and "Old" not in names
+        lines = c.cmd("g", 'LIST (SUBSCRIBED RECURSIVEMATCH) "" %')[0]
+        assert '* LIST (\\NonExistent \\HasChildren) "/" "Lists" '\
+            '("CHILDINFO" ("SUBSCRIBED"))' in lines
+        assert '* LIST (\\NonExistent) "/" "Old" ("CHILDINFO" '\
+            '("SUBSCRIBED"))' in lines
+        assert not any('"Lists/dev"' in x for x in lines)
+        lines = c.cmd("h", 'LIST (SUBSCRIBED RECURSIVEMATCH) "" *')[0]
+        assert '* LIST (\\HasNoChildren \\Subscribed) "/" "Lists/dev"' \
+            in lines
+        assert '* LIST (\\NonExistent \\Subscribed) "/" "Old/2019"' \
+            in lines
+        assert any(x.startswith('* LIST (\\NonExistent \\HasChildren) "/" '
+                                '"Lists" (')
+                   for x in lines)
+        c.cmd("i", "ENABLE IMAP4rev2")
+        names = list_names(c.cmd("j", 'LIST "" %')[0])
+        assert names["Lists"] == ["\\NonExistent", "\\HasChildren"]
+        c.close()
+    finally:
+        d.check_clean_exit(d.stop())
 
 
 def idle(c, tag="i"):

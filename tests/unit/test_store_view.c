@@ -411,7 +411,7 @@ test_listing(void)
 	    NULL, NULL, NULL);
 	sqlite3_close(db);
 	free(path);
-	store_mailbox_list(c.store, "alice", on_list, &c);
+	store_mailbox_list(c.store, "alice", 0, on_list, &c);
 	CHECK_INT(c.answers, 0);
 	run_until(&c, &c.answers, 1);
 	CHECK_INT(c.status, STORE_VIEW_OK);
