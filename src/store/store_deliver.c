@@ -52,6 +52,7 @@ struct store_item {
 	int fd;        /* a direct item's file, open until synced, or -1 */
 	int committed; /* the row is committed */
 	int direct;    /* committed by the job that staged it */
+	int announced; /* pushed before its job handed it over */
 	enum store_status status;
 	int64_t mailbox_id;
 	uint32_t uidvalidity;
@@ -269,11 +270,61 @@ store_deliver_rows(struct store_ujob *uj)
 	return 0;
 }
 
+/* Announcements a worker sends ahead of the items they describe. */
+struct store_early {
+	struct store *store;
+	size_t n;
+	struct store_change c[];
+};
+
+static void store_deliver_early_done(void *arg);
+
 /*
- * Worker: moves committed files into new/; in file mode syncs new/ once. A
- * failed rename or sync reports the item STORE_ERR_IO although its row
- * stays: store_recover() puts the file in place at the next start, and the
- * client, told to retry, may store it twice rather than lose it.
+ * Worker, file mode: announces the items just renamed into new/ before
+ * the directory's sync (DESIGN.md, the path of one message: the push
+ * follows the rename, the 250 the sync). The row and the file are durable;
+ * should the rename be lost in a crash, store_recover() puts the file in
+ * place again from tmp/, so a watcher never sees a message that goes away.
+ */
+static void
+store_deliver_announce_early(struct store_ujob *uj)
+{
+	struct store_early *e;
+	struct store_item *it;
+	size_t n = 0;
+
+	TAILQ_FOREACH(it, &uj->commit, link)
+		n += it->committed && it->status == STORE_OK;
+	if (n == 0)
+		return;
+	e = xmalloc(sizeof(*e) + n * sizeof(e->c[0]));
+	e->store = uj->store;
+	e->n = 0;
+	TAILQ_FOREACH(it, &uj->commit, link) {
+		if (!it->committed || it->status != STORE_OK)
+			continue;
+		e->c[e->n++] = (struct store_change){
+		    .kind = STORE_CHANGE_NEW,
+		    .user = it->user->name,
+		    .mailbox = "INBOX",
+		    .mailbox_id = it->mailbox_id,
+		    .uidvalidity = it->uidvalidity,
+		    .uid = it->uid,
+		    .modseq = it->modseq,
+		    .size = it->size,
+		    .committed_ns = it->durable_ns,
+		};
+		it->announced = 1;
+	}
+	worker_pool_post(uj->store->io, store_deliver_early_done, e);
+}
+
+/*
+ * Worker: moves committed files into new/; in file mode announces them,
+ * then syncs new/ once. A failed rename or sync reports the item
+ * STORE_ERR_IO although its row stays: store_recover() puts the file in
+ * place at the next start, and the client, told to retry, may store it
+ * twice rather than lose it.
  */
 static void
 store_deliver_place(struct store_ujob *uj)
@@ -302,18 +353,21 @@ store_deliver_place(struct store_ujob *uj)
 		free(from);
 		free(to);
 	}
-	if (moved > 0 && uj->store->fsync_mode == STORE_FSYNC_FILE &&
-	    store_maildir_fsync_dir(newdir) < 0) {
-		log_error("event=deliver user=%s op=fsync error=\"%s\"",
-		    u->name, strerror(errno));
-		TAILQ_FOREACH(it, &uj->commit, link)
-			if (it->committed)
-				it->status = STORE_ERR_IO;
-	}
 	/* In file mode this is when the push latency starts (syncfs: later). */
 	now = hist_now_ns();
 	TAILQ_FOREACH(it, &uj->commit, link)
 		it->durable_ns = now;
+	if (moved > 0 && uj->store->fsync_mode == STORE_FSYNC_FILE) {
+		store_deliver_announce_early(uj);
+		if (store_maildir_fsync_dir(newdir) < 0) {
+			log_error("event=deliver user=%s op=fsync "
+			          "error=\"%s\"",
+			    u->name, strerror(errno));
+			TAILQ_FOREACH(it, &uj->commit, link)
+				if (it->committed)
+					it->status = STORE_ERR_IO;
+		}
+	}
 	free(newdir);
 }
 
@@ -577,6 +631,20 @@ store_deliver_announce(struct store *store, struct store_item *it)
 		store->change_cb(&c, store->change_arg);
 }
 
+/* Loop thread: the pushes of store_deliver_announce_early(). */
+static void
+store_deliver_early_done(void *arg)
+{
+	struct store_early *e = arg;
+
+	for (size_t i = 0; i < e->n; i++) {
+		store_view_apply(e->store, &e->c[i], NULL);
+		if (e->store->change_cb != NULL)
+			e->store->change_cb(&e->c[i], e->store->change_arg);
+	}
+	free(e);
+}
+
 /*
  * Loop thread: reports a delivery whose items are all final (each stored
  * one was announced when it became durable) and frees what the store added.
@@ -749,7 +817,7 @@ store_deliver_committed(struct store *store, struct store_item *it)
 		store_deliver_wait(store, it, STORE_STEP_COMMITTED);
 		return;
 	}
-	if (it->committed && it->status == STORE_OK)
+	if (it->committed && it->status == STORE_OK && !it->announced)
 		store_deliver_announce(store, it);
 	store_deliver_final(it->job, 1);
 }
