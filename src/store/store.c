@@ -353,11 +353,12 @@ store_task_run(void *arg)
 	struct store_task *t = arg;
 	struct store_user *u = t->user;
 
-	store_index_close(&t->close_db);
 	if (u->db == NULL && store_user_open(u->dir, &u->db) < 0)
 		u->db = NULL;
 	t->run(t, u->db);
 	store_index_idle(u->db);
+	/* Last, as in store_deliver_ujob_run(): a close may sync. */
+	store_index_close(&t->close_db);
 }
 
 /*
@@ -455,12 +456,13 @@ store_handle_victim(struct store *store)
  * Loop thread, before a job takes user u: gives u a place in the handle
  * cache. When the cache is full, u takes the place of the least recently
  * used idle user, whose handle comes back in *victim for the job to close
- * on its worker (a close may checkpoint the WAL). When every cached user is
- * busy, u waits on store->hwait until a job ends (store_handle_wake()), so
- * a storm of logins never opens more than handles_max handles: each costs
- * two descriptors. The victim is marked closing until that job is done
- * (store_user_closed()): its index stays locked until the close, so it
- * starts no job of its own before. Returns 0, or -1 when u waits.
+ * on its worker once its own work is done (a close may checkpoint the WAL,
+ * a sync): while it runs, a job may hold one handle beyond the budget. When
+ * every cached user is busy, u waits on store->hwait until a job ends
+ * (store_handle_wake()), so a storm of logins never opens more than handles_max
+ * handles: each costs two descriptors. The victim is marked closing until that
+ * job is done (store_user_closed()): its index stays locked until the close, so
+ * it starts no job of its own before. Returns 0, or -1 when u waits.
  */
 int
 store_user_take_handle(struct store *store, struct store_user *u,

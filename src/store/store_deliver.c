@@ -490,7 +490,6 @@ store_deliver_ujob_run(void *arg)
 	struct store_ujob *uj = arg;
 	struct store_item *it;
 
-	store_index_close(&uj->close_db);
 	/* Parsed whatever happens: other users' jobs commit from it. */
 	TAILQ_FOREACH(it, &uj->stage, link)
 		if (it->parse)
@@ -503,15 +502,20 @@ store_deliver_ujob_run(void *arg)
 		}
 		store_deliver_commit(uj);
 		store_index_idle(uj->user->db);
-		return;
+	} else {
+		TAILQ_FOREACH(it, &uj->commit, link) {
+			if (it->staged)
+				store_deliver_unstage(it);
+			it->status = STORE_ERR_IO;
+		}
+		TAILQ_FOREACH(it, &uj->stage, link)
+			it->status = STORE_ERR_IO;
 	}
-	TAILQ_FOREACH(it, &uj->commit, link) {
-		if (it->staged)
-			store_deliver_unstage(it);
-		it->status = STORE_ERR_IO;
-	}
-	TAILQ_FOREACH(it, &uj->stage, link)
-		it->status = STORE_ERR_IO;
+	/*
+	 * The evicted handle is closed last: its close checkpoints the WAL
+	 * (a sync), which no delivery should wait for.
+	 */
+	store_index_close(&uj->close_db);
 }
 
 /* One barrier in flight, and when its syncfs(2) returned. */

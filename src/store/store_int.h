@@ -31,7 +31,10 @@
 /* Seconds a handle may stay open unused before the sweep closes it. */
 #define STORE_HANDLE_IDLE 30
 
-/* Descriptors for message files, folders, inotify and logs besides handles. */
+/*
+ * Descriptors for message files, folders, inotify and logs besides handles,
+ * and for the evicted handle each running job closes at its end.
+ */
 #define STORE_FD_SPARE 256
 #define STORE_USER_BUCKETS 256
 

@@ -23,6 +23,8 @@
 #include "net/worker.h"
 #include "store/store_int.h"
 
+/* I/O workers of the test store; each job may close one evicted handle. */
+#define TEST_IO_WORKERS 4
 #define MSG "From: a@example.org\r\nSubject: hi\r\n\r\nHello\r\n"
 
 /* The fsync mode of the stores the tests open. */
@@ -55,7 +57,7 @@ setup(struct ctx *c)
 	snprintf(c->dir, sizeof(c->dir), "/tmp/test_store_XXXXXX");
 	CHECK(mkdtemp(c->dir) != NULL);
 	c->base = event_base_new();
-	c->io = worker_pool_new(c->base, "io", 4, 0, 0);
+	c->io = worker_pool_new(c->base, "io", TEST_IO_WORKERS, 0, 0);
 	c->store = store_new(c->base, c->io, c->dir, err, sizeof(err));
 	CHECK(c->store != NULL);
 	store_set_fsync_mode(c->store, fsync_mode);
@@ -757,7 +759,8 @@ budget_done(struct store_task *t)
 /*
  * A storm of tasks and deliveries for more users than the handle cache
  * holds: every one runs, with its handle, and no more than handles_max
- * index handles are ever open (the rest wait for a place).
+ * index handles are ever open (the rest wait for a place), plus the
+ * evicted handle each running job closes when its work is done.
  */
 static void
 test_handle_budget(void)
@@ -808,7 +811,7 @@ test_handle_budget(void)
 		store_delivery_free(&ds[i]);
 	}
 	CHECK(budget_peak > 0);
-	CHECK(budget_peak <= 4);
+	CHECK(budget_peak <= 4 + TEST_IO_WORKERS);
 	CHECK(c.store->nopen <= 4);
 	CHECK(TAILQ_EMPTY(&c.store->hwait));
 	teardown(&c);
