@@ -40,9 +40,11 @@
  *     transaction still owes the disk; see store_mailbox_redo()
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "base/xmalloc.h"
@@ -191,6 +193,62 @@ store_index_migrate(sqlite3 *db)
 }
 
 /*
+ * The default VFS, except that a WAL file that exists is opened without
+ * SQLITE_OPEN_CREATE. SQLite syncs the directory on the first sync of a
+ * WAL it may have created, which made every delivery to a user whose
+ * handle was not open wait for a directory sync besides its own; the entry
+ * of a WAL that exists was synced when the WAL was created.
+ */
+static sqlite3_vfs store_index_vfs;
+static sqlite3_vfs *store_index_vfs_base;
+static pthread_once_t store_index_vfs_once = PTHREAD_ONCE_INIT;
+
+static int
+store_index_vfs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f,
+    int flags, int *outflags)
+{
+	sqlite3_vfs *base = store_index_vfs_base;
+
+	const char *slash;
+	char *dir;
+	int rc;
+
+	(void)vfs;
+	if (!(flags & SQLITE_OPEN_WAL) || !(flags & SQLITE_OPEN_CREATE) ||
+	    name == NULL || (slash = strrchr(name, '/')) == NULL)
+		return base->xOpen(base, name, f, flags, outflags);
+	if (access(name, F_OK) == 0 &&
+	    base->xOpen(base, name, f, flags & ~SQLITE_OPEN_CREATE, outflags) ==
+	        SQLITE_OK)
+		return SQLITE_OK;
+	rc = base->xOpen(base, name, f, flags, outflags);
+	dir = xstrndup(name, (size_t)(slash - name));
+	if (rc == SQLITE_OK && store_maildir_fsync_dir(dir) < 0) {
+		log_error("event=store op=fsync dir=%s error=\"%s\"", dir,
+		    strerror(errno));
+		f->pMethods->xClose(f);
+		f->pMethods = NULL;
+		rc = SQLITE_IOERR_DIR_FSYNC;
+	}
+	free(dir);
+	return rc;
+}
+
+static void
+store_index_vfs_init(void)
+{
+	store_index_vfs_base = sqlite3_vfs_find(NULL);
+	if (store_index_vfs_base == NULL)
+		return;
+	store_index_vfs = *store_index_vfs_base;
+	store_index_vfs.zName = "pushmail";
+	store_index_vfs.pNext = NULL;
+	store_index_vfs.xOpen = store_index_vfs_open;
+	if (sqlite3_vfs_register(&store_index_vfs, 0) != SQLITE_OK)
+		store_index_vfs_base = NULL;
+}
+
+/*
  * Opens (creating if need be) the index in userdir, sets WAL and
  * synchronous=FULL and brings the schema up to date. 0, or -1 (logged).
  */
@@ -201,9 +259,10 @@ store_index_open(const char *userdir, sqlite3 **out)
 	sqlite3 *db = NULL;
 	int rc, persist = 1;
 
+	pthread_once(&store_index_vfs_once, store_index_vfs_init);
 	rc = sqlite3_open_v2(path, &db,
 	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-	    NULL);
+	    store_index_vfs_base != NULL ? "pushmail" : NULL);
 	free(path);
 	if (rc != SQLITE_OK) {
 		log_error("event=store op=open dir=%s error=\"%s\"", userdir,
@@ -249,11 +308,38 @@ store_index_idle(sqlite3 *db)
 		sqlite3_db_release_memory(db);
 }
 
+/*
+ * Closes a handle so that the next one starts cheaply. SQLite checkpoints
+ * the WAL at close, and the first commit after a complete checkpoint
+ * restarts the log, which syncs its header: one more sync on the way of
+ * the next delivery. So a handle that wrote checkpoints here (truncating
+ * the WAL) and restarts the log at once, off that way, with a commit that
+ * rewrites the schema version (it changes nothing but writes a page; an
+ * UPDATE to the same value writes none), then closes without
+ * checkpointing; one that wrote nothing just closes without checkpointing.
+ * The WAL then holds one small transaction (about 4 KiB), which the next
+ * open reads and the next write appends to.
+ */
 void
 store_index_close(sqlite3 **db)
 {
+	int log = 0, done = 0, keep = 1;
+	char *restart;
+
 	if (*db == NULL)
 		return;
+	if (sqlite3_get_autocommit(*db) && sqlite3_total_changes64(*db) > 0) {
+		restart =
+		    xasprintf("PRAGMA user_version = %d", STORE_INDEX_VERSION);
+		keep =
+		    sqlite3_wal_checkpoint_v2(*db, "main",
+		        SQLITE_CHECKPOINT_TRUNCATE, &log, &done) == SQLITE_OK &&
+		    log == done && store_index_exec(*db, restart) == 0;
+		free(restart);
+	}
+	if (keep)
+		sqlite3_db_config(*db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1,
+		    NULL);
 	if (sqlite3_close(*db) != SQLITE_OK)
 		store_index_log(*db, "close");
 	*db = NULL;
