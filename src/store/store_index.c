@@ -173,6 +173,8 @@ store_index_migrate(sqlite3 *db)
 		    v, STORE_INDEX_VERSION);
 		return -1;
 	}
+	if (v == STORE_INDEX_VERSION)
+		return 0;
 	for (; v < STORE_INDEX_VERSION; v++) {
 		char *set = xasprintf("PRAGMA user_version=%d", v + 1);
 		int r = store_index_exec(db, "BEGIN IMMEDIATE");
@@ -189,6 +191,14 @@ store_index_migrate(sqlite3 *db)
 			return -1;
 		}
 	}
+	/*
+	 * Into the database file now: a handle that changed no row closes
+	 * without a checkpoint (store_index_close()), and a copy of the
+	 * file alone should not miss the schema.
+	 */
+	if (sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_TRUNCATE,
+	        NULL, NULL) != SQLITE_OK)
+		store_index_log(db, "checkpoint");
 	return 0;
 }
 
