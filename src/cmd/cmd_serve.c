@@ -388,6 +388,21 @@ serve_on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(sv->base, NULL);
 }
 
+/*
+ * The event base, with two priorities: the worker pools' completions (a
+ * delivery's push, a login's verdict) run before the client I/O that is
+ * ready in the same pass of the loop.
+ */
+static struct event_base *
+serve_base(void)
+{
+	struct event_base *base = event_base_new();
+
+	if (base == NULL || event_base_priority_init(base, 2) < 0)
+		log_fatal("event=start error=\"cannot create the event loop\"");
+	return base;
+}
+
 static void
 serve_signals(struct serve *sv)
 {
@@ -463,7 +478,7 @@ cmd_serve(struct settings *s)
 	}
 	serve_raise_nofile();
 	evthread_use_pthreads();
-	sv.base = event_base_new();
+	sv.base = serve_base();
 	serve_signals(&sv);
 	if (serve_tls(&sv) == 0 && serve_store(&sv) == 0 &&
 	    serve_users(&sv) == 0 && serve_listen(&sv) == 0) {

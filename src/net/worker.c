@@ -248,6 +248,9 @@ worker_pool_new(struct event_base *base, const char *name, unsigned nthreads,
 		    strerror(errno));
 	pool->ev = event_new(base, pool->efd, EV_READ | EV_PERSIST,
 	    worker_on_wake, pool);
+	/* Ahead of client I/O where the base has priorities (cmd_serve). */
+	if (event_base_get_npriorities(base) > 1)
+		event_priority_set(pool->ev, 0);
 	event_add(pool->ev, NULL);
 	return pool;
 }
