@@ -270,6 +270,32 @@ store_deliver_rows(struct store_ujob *uj)
 	return 0;
 }
 
+/* The change a stored item makes: a new message in INBOX. */
+static struct store_change
+store_deliver_change(const struct store_item *it)
+{
+	return (struct store_change){
+	    .kind = STORE_CHANGE_NEW,
+	    .user = it->user->name,
+	    .mailbox = "INBOX",
+	    .mailbox_id = it->mailbox_id,
+	    .uidvalidity = it->uidvalidity,
+	    .uid = it->uid,
+	    .modseq = it->modseq,
+	    .size = it->size,
+	    .committed_ns = it->durable_ns,
+	};
+}
+
+/* Loop thread: the views and the hub hear of c. */
+static void
+store_deliver_publish(struct store *store, const struct store_change *c)
+{
+	store_view_apply(store, c, NULL);
+	if (store->change_cb != NULL)
+		store->change_cb(c, store->change_arg);
+}
+
 /* Announcements a worker sends ahead of the items they describe. */
 struct store_early {
 	struct store *store;
@@ -303,17 +329,7 @@ store_deliver_announce_early(struct store_ujob *uj)
 	TAILQ_FOREACH(it, &uj->commit, link) {
 		if (!it->committed || it->status != STORE_OK)
 			continue;
-		e->c[e->n++] = (struct store_change){
-		    .kind = STORE_CHANGE_NEW,
-		    .user = it->user->name,
-		    .mailbox = "INBOX",
-		    .mailbox_id = it->mailbox_id,
-		    .uidvalidity = it->uidvalidity,
-		    .uid = it->uid,
-		    .modseq = it->modseq,
-		    .size = it->size,
-		    .committed_ns = it->durable_ns,
-		};
+		e->c[e->n++] = store_deliver_change(it);
 		it->announced = 1;
 	}
 	worker_pool_post(uj->store->io, store_deliver_early_done, e);
@@ -617,22 +633,9 @@ store_deliver_queue(struct store_item *it, struct store_item_list *list)
 static void
 store_deliver_announce(struct store *store, struct store_item *it)
 {
-	struct store_change c = {
-	    .kind = STORE_CHANGE_NEW,
-	    .user = it->user->name,
-	    .mailbox = "INBOX",
-	    .mailbox_id = it->mailbox_id,
-	    .uidvalidity = it->uidvalidity,
-	    .uid = it->uid,
-	    .modseq = it->modseq,
-	    .flags = 0,
-	    .size = it->size,
-	    .committed_ns = it->durable_ns,
-	};
+	struct store_change c = store_deliver_change(it);
 
-	store_view_apply(store, &c, NULL);
-	if (store->change_cb != NULL)
-		store->change_cb(&c, store->change_arg);
+	store_deliver_publish(store, &c);
 }
 
 /* Loop thread: the pushes of store_deliver_announce_early(). */
@@ -641,11 +644,8 @@ store_deliver_early_done(void *arg)
 {
 	struct store_early *e = arg;
 
-	for (size_t i = 0; i < e->n; i++) {
-		store_view_apply(e->store, &e->c[i], NULL);
-		if (e->store->change_cb != NULL)
-			e->store->change_cb(&e->c[i], e->store->change_arg);
-	}
+	for (size_t i = 0; i < e->n; i++)
+		store_deliver_publish(e->store, &e->c[i]);
 	free(e);
 }
 
