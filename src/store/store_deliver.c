@@ -52,7 +52,6 @@ struct store_item {
 	int fd;        /* a direct item's file, open until synced, or -1 */
 	int committed; /* the row is committed */
 	int direct;    /* committed by the job that staged it */
-	int announced; /* pushed before its job handed it over */
 	enum store_status status;
 	int64_t mailbox_id;
 	uint32_t uidvalidity;
@@ -326,12 +325,9 @@ store_deliver_announce_early(struct store_ujob *uj)
 	e = xmalloc(sizeof(*e) + n * sizeof(e->c[0]));
 	e->store = uj->store;
 	e->n = 0;
-	TAILQ_FOREACH(it, &uj->commit, link) {
-		if (!it->committed || it->status != STORE_OK)
-			continue;
-		e->c[e->n++] = store_deliver_change(it);
-		it->announced = 1;
-	}
+	TAILQ_FOREACH(it, &uj->commit, link)
+		if (it->committed && it->status == STORE_OK)
+			e->c[e->n++] = store_deliver_change(it);
 	worker_pool_post(uj->store->io, store_deliver_early_done, e);
 }
 
@@ -821,8 +817,7 @@ store_deliver_committed(struct store *store, struct store_item *it)
 		store_deliver_wait(store, it, STORE_STEP_COMMITTED);
 		return;
 	}
-	if (it->committed && it->status == STORE_OK && !it->announced)
-		store_deliver_announce(store, it);
+	/* File mode: store_deliver_place() announced it already. */
 	store_deliver_final(it->job, 1);
 }
 

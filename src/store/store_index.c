@@ -206,8 +206,10 @@ store_index_migrate(sqlite3 *db)
  * The default VFS, except that a WAL file that exists is opened without
  * SQLITE_OPEN_CREATE. SQLite syncs the directory on the first sync of a
  * WAL it may have created, which made every delivery to a user whose
- * handle was not open wait for a directory sync besides its own; the entry
- * of a WAL that exists was synced when the WAL was created.
+ * handle was not open wait for a directory sync besides its own. A WAL
+ * this VFS creates has its directory synced at once instead (a handle
+ * that only reads never syncs), so the entry of every WAL that exists is
+ * durable.
  */
 static sqlite3_vfs store_index_vfs;
 static sqlite3_vfs *store_index_vfs_base;
@@ -218,7 +220,6 @@ store_index_vfs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f,
     int flags, int *outflags)
 {
 	sqlite3_vfs *base = store_index_vfs_base;
-
 	const char *slash;
 	char *dir;
 	int rc;

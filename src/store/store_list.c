@@ -12,9 +12,6 @@
 #include "store/store_int.h"
 #include "store/store_view.h"
 
-#define STORE_LIST_STR2(x) #x
-#define STORE_LIST_STR(x) STORE_LIST_STR2(x)
-
 struct store_list_job {
 	struct store_task task;
 	store_mailbox_list_cb cb;
@@ -47,26 +44,22 @@ store_list_add(struct store_list_job *j, const char *name)
 static int
 store_list_mailboxes(struct store_list_job *j, sqlite3 *db)
 {
-	char *sql;
 	sqlite3_stmt *st;
 	int rc;
 
-	sql =
-	    xasprintf("SELECT m.name, m.special_use, s.name IS NOT NULL,"
-	              " m.uidvalidity, m.uidnext, m.highestmodseq, m.messages,"
-	              " m.unseen, (SELECT count(*) FROM message WHERE"
-	              " mailbox_id = m.id AND uid >= m.first_recent_uid),"
-	              " m.bytes, %s FROM mailbox m"
-	              " LEFT JOIN subscription s ON s.name = m.name"
-	              " ORDER BY m.name",
-	        (j->flags & STORE_LIST_DELETED) ?
-	            "(SELECT count(*) FROM message WHERE mailbox_id = m.id"
-	            " AND flags & " STORE_LIST_STR(STORE_FLAG_DELETED) ")" :
-	            "0");
-	rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-	free(sql);
-	if (rc != SQLITE_OK)
+	if (sqlite3_prepare_v2(db,
+	        "SELECT m.name, m.special_use, s.name IS NOT NULL,"
+	        " m.uidvalidity, m.uidnext, m.highestmodseq, m.messages,"
+	        " m.unseen, (SELECT count(*) FROM message WHERE"
+	        " mailbox_id = m.id AND uid >= m.first_recent_uid), m.bytes,"
+	        " CASE WHEN ?1 THEN (SELECT count(*) FROM message WHERE"
+	        " mailbox_id = m.id AND flags & ?2) ELSE 0 END"
+	        " FROM mailbox m LEFT JOIN subscription s ON s.name = m.name"
+	        " ORDER BY m.name",
+	        -1, &st, NULL) != SQLITE_OK)
 		return -1;
+	sqlite3_bind_int(st, 1, (j->flags & STORE_LIST_DELETED) != 0);
+	sqlite3_bind_int(st, 2, STORE_FLAG_DELETED);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_mailbox_info *mi =
 		    store_list_add(j, (const char *)sqlite3_column_text(st, 0));

@@ -299,39 +299,12 @@ store_maildir_write_all(int fd, const char *prefix, const char *data,
 }
 
 /*
- * Writes prefix and data to a new file at path and, when datasync is set,
- * fdatasyncs it. On failure the file is removed and -1 returned with errno
- * set.
+ * Creates a new file at path holding prefix and data; its descriptor, or
+ * -1 with errno set and nothing left behind.
  */
-int
-store_maildir_write(const char *path, const char *prefix, const char *data,
-    size_t len, int datasync)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	int err;
-
-	if (fd < 0)
-		return -1;
-	if (store_maildir_write_all(fd, prefix, data, len) < 0 ||
-	    (datasync && fdatasync(fd) < 0))
-		goto fail;
-	if (close(fd) < 0) {
-		fd = -1;
-		goto fail;
-	}
-	return 0;
-fail:
-	err = errno;
-	if (fd >= 0)
-		close(fd);
-	unlink(path);
-	errno = err;
-	return -1;
-}
-
-int
-store_maildir_write_start(const char *path, const char *prefix,
-    const char *data, size_t len)
+static int
+store_maildir_create(const char *path, const char *prefix, const char *data,
+    size_t len)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	int err;
@@ -345,8 +318,48 @@ store_maildir_write_start(const char *path, const char *prefix,
 		errno = err;
 		return -1;
 	}
+	return fd;
+}
+
+/*
+ * Writes prefix and data to a new file at path and, when datasync is set,
+ * fdatasyncs it. On failure the file is removed and -1 returned with errno
+ * set.
+ */
+int
+store_maildir_write(const char *path, const char *prefix, const char *data,
+    size_t len, int datasync)
+{
+	int fd = store_maildir_create(path, prefix, data, len);
+	int err;
+
+	if (fd < 0)
+		return -1;
+	if (datasync && fdatasync(fd) < 0) {
+		err = errno;
+		close(fd);
+		goto fail;
+	}
+	if (close(fd) < 0) {
+		err = errno;
+		goto fail;
+	}
+	return 0;
+fail:
+	unlink(path);
+	errno = err;
+	return -1;
+}
+
+int
+store_maildir_write_start(const char *path, const char *prefix,
+    const char *data, size_t len)
+{
+	int fd = store_maildir_create(path, prefix, data, len);
+
 	/* Only a head start: the fdatasync that follows decides. */
-	sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	if (fd >= 0)
+		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	return fd;
 }
 
